@@ -1,0 +1,235 @@
+"""The Flex WFM Real-Time Adherence feed: envelope and records.
+
+Parsing is null-tolerant by design: Twilio sends nulls for anything it does
+not know yet (see docs/rta-feed.md), so a null never rejects a record. Only
+two things make a record unusable: it is not an object, or it has no worker
+SID (nothing to attribute it to). Everything else degrades to "unknown" and
+is noted, so the record is still journaled and applied.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import FeedError, Problem
+from .model import UNKNOWN_ACTIVITY
+from .timeutil import parse_instant_ms
+
+PRODUCT, OBJECT, VERSION = "Flex", "WFMWorkerChange", 1
+
+# Reservation status → task state. Terminal statuses count as no task.
+_STATUS_STATE = {
+    "accepted": "active",
+    "wrapping": "wrapping",
+    "created": "reserved",
+    "pending": "reserved",
+    "completed": "none",
+    "canceled": "none",
+    "cancelled": "none",
+    "rejected": "none",
+    "rescinded": "none",
+    "timeout": "none",
+}
+# Task assignment status → task state, used when the reservation status is
+# missing or unknown, and to see wrap-up/closure the reservation status lags.
+_ASSIGNMENT_STATE = {
+    "assigned": "active",
+    "wrapping": "wrapping",
+    "reserved": "reserved",
+    "pending": "reserved",
+    "completed": "none",
+    "canceled": "none",
+}
+_RANK = {"active": 3, "wrapping": 2, "reserved": 1, "none": 0}
+_BY_RANK = {v: k for k, v in _RANK.items()}
+
+
+def reservation_state(res: Any) -> str:
+    """Task state of one reservation (``none`` for terminal or unreadable ones)."""
+    if not isinstance(res, dict):
+        return "none"
+    status = res.get("status")
+    assignment = res.get("task_assignment_status")
+    state = _STATUS_STATE.get(status.lower()) if isinstance(status, str) else None
+    task = _ASSIGNMENT_STATE.get(assignment.lower()) if isinstance(assignment, str) else None
+    if state is None:
+        return task or "none"
+    if state == "active" and task in ("wrapping", "none"):
+        # accepted reservation whose task is already in wrap-up or closed
+        return task
+    return state
+
+
+def derive_task_state(channels: Any) -> str:
+    """active > wrapping > reserved > none, across every channel's reservations."""
+    best = 0
+    if isinstance(channels, list):
+        for ch in channels:
+            if not isinstance(ch, dict):
+                continue
+            reservations = ch.get("reservations")
+            if not isinstance(reservations, list):
+                continue
+            for res in reservations:
+                best = max(best, _RANK[reservation_state(res)])
+                if best == 3:
+                    return "active"
+    return _BY_RANK[best]
+
+
+def _channel_summary(channels: Any) -> tuple:
+    """Compact per-channel view for the live board: (name, available, free %, capacity, task state)."""
+    out = []
+    if isinstance(channels, list):
+        for ch in channels:
+            if not isinstance(ch, dict):
+                continue
+            name = ch.get("task_channel_name")
+            reservations = ch.get("reservations")
+            out.append(
+                (
+                    name if isinstance(name, str) else None,
+                    ch.get("available") if isinstance(ch.get("available"), (int, bool)) else None,
+                    ch.get("available_capacity") if isinstance(ch.get("available_capacity"), (int, float)) else None,
+                    ch.get("capacity") if isinstance(ch.get("capacity"), (int, float)) else None,
+                    derive_task_state([ch]),
+                    len(reservations) if isinstance(reservations, list) else 0,
+                )
+            )
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class Record:
+    """One usable feed record: an agent's complete status at an instant."""
+
+    index: int  # position in the envelope's records list
+    worker_sid: str
+    event_sid: str | None
+    at_ms: int  # date_last_processed_event, or the receipt time when unusable
+    flagged: bool  # True when at_ms is the receipt time
+    activity: str
+    task: str
+    raw: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def channels(self) -> tuple:
+        return _channel_summary(self.raw.get("channels"))
+
+
+@dataclass(slots=True)
+class Parsed:
+    """An envelope split into usable records and rejected ones (with reasons)."""
+
+    records: list[Record]
+    rejected: list[tuple[int, Any, str]]  # (index, raw record, reason)
+
+
+def parse_body(body: bytes | str) -> Any:
+    """Bytes → JSON value, or FeedError saying why not."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FeedError(f"body is not UTF-8 (byte {exc.start})") from None
+    if not body.strip():
+        raise FeedError("empty body: expected a JSON WFMWorkerChange envelope")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise FeedError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise FeedError("malformed JSON: nested too deeply") from None
+
+
+def check_envelope(data: Any) -> list:
+    """Validate the envelope; return its records list or raise FeedError naming every problem."""
+    if not isinstance(data, dict):
+        raise FeedError(problems=[Problem(f"expected a JSON object (the envelope), got {_kind(data)}", path="$")])
+    problems = []
+    if data.get("product") != PRODUCT:
+        problems.append(Problem(f"expected {PRODUCT!r}, got {data.get('product')!r}", path="product"))
+    if data.get("object") != OBJECT:
+        problems.append(Problem(f"expected {OBJECT!r}, got {data.get('object')!r}", path="object"))
+    version = data.get("version")
+    if isinstance(version, bool) or version != VERSION:
+        problems.append(Problem(f"expected {VERSION}, got {version!r}", path="version"))
+    records = data.get("records")
+    if not isinstance(records, list):
+        problems.append(Problem(f"expected a list of records, got {_kind(records)}", path="records"))
+    if problems:
+        raise FeedError(problems=problems)
+    return records
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(v), "a number")
+
+
+def _text(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def parse_record(index: int, raw: Any, received_ms: int) -> Record:
+    """One record → Record, or FeedError with the field path when it cannot be attributed."""
+    where = f"records[{index}]"
+    if not isinstance(raw, dict):
+        raise FeedError(problems=[Problem(f"expected an object, got {_kind(raw)}", path=where)])
+    worker = raw.get("worker")
+    if worker is None:
+        raise FeedError(problems=[Problem("missing", path=f"{where}.worker")])
+    if not isinstance(worker, dict):
+        raise FeedError(problems=[Problem(f"expected an object, got {_kind(worker)}", path=f"{where}.worker")])
+    sid = worker.get("sid")
+    if sid is None or sid == "":
+        raise FeedError(problems=[Problem("missing", path=f"{where}.worker.sid")])
+    if not isinstance(sid, str):
+        raise FeedError(problems=[Problem(f"expected a string, got {_kind(sid)}", path=f"{where}.worker.sid")])
+    if len(sid) > 64:
+        raise FeedError(problems=[Problem("too long to be a worker SID", path=f"{where}.worker.sid")])
+    notes: list[str] = []
+    at_raw = raw.get("date_last_processed_event")
+    flagged = False
+    at_ms = received_ms
+    if at_raw is None:
+        flagged = True
+        notes.append(f"{where}.date_last_processed_event: null, using receipt time")
+    else:
+        try:
+            at_ms = parse_instant_ms(at_raw)
+        except (ValueError, OverflowError):
+            flagged = True
+            notes.append(f"{where}.date_last_processed_event: not an ISO-8601 time, using receipt time")
+    activity = worker.get("activity_name")
+    if not isinstance(activity, str) or not activity.strip():
+        if activity is not None:
+            notes.append(f"{where}.worker.activity_name: expected a string")
+        activity = UNKNOWN_ACTIVITY
+    event_sid = raw.get("last_processed_event_sid")
+    if not isinstance(event_sid, str) or not event_sid:
+        if event_sid is not None:
+            notes.append(f"{where}.last_processed_event_sid: expected a string")
+        event_sid = None
+        notes.append(f"{where}.last_processed_event_sid: missing, record cannot be deduplicated")
+    channels = raw.get("channels")
+    if channels is not None and not isinstance(channels, list):
+        notes.append(f"{where}.channels: expected a list or null")
+    return Record(index, sid, event_sid, at_ms, flagged, activity[:200], derive_task_state(channels), raw, notes)
+
+
+def parse_envelope(data: Any, received_ms: int) -> Parsed:
+    """Validated envelope → usable records + rejected records. Raises FeedError for a bad envelope."""
+    records = check_envelope(data)
+    ok: list[Record] = []
+    rejected: list[tuple[int, Any, str]] = []
+    for i, raw in enumerate(records):
+        try:
+            ok.append(parse_record(i, raw, received_ms))
+        except FeedError as exc:
+            rejected.append((i, raw, str(exc)))
+    return Parsed(ok, rejected)

@@ -1,0 +1,178 @@
+"""Stored results: exceptions and per-agent-per-day adherence.
+
+Exception ids are stable: when an agent is re-evaluated, each newly
+computed exception takes over the id (and the approval) of the stored
+exception of the same rule whose interval it overlaps, so an exception
+keeps its id as it grows from open to closed, when a late record moves its
+start, and across recomputes. Approvals therefore survive recompute.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import sqlite3
+from datetime import date
+from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from .timeutil import iso, local_date
+
+log = logging.getLogger(__name__)
+
+EXCEPTION_COLUMNS = [
+    "id", "agent", "worker_sid", "team", "rule", "severity", "scheduled_activity", "actual_activity",
+    "task_state", "start", "end", "duration_seconds", "status", "approved", "note",
+]
+ADHERENCE_COLUMNS = [
+    "date", "agent", "worker_sid", "team", "scheduled_seconds", "in_adherence_seconds",
+    "out_of_adherence_seconds", "approved_seconds", "adherence_percent", "conformance_percent", "exceptions",
+]
+
+
+def _overlaps(s1: int, e1: int | None, s2: int, e2: int | None) -> bool:
+    inf = 1 << 62
+    return s1 <= (inf if e2 is None else e2) and s2 <= (inf if e1 is None else e1)
+
+
+def exception_day(start_ms: int, segments: Sequence, tz: ZoneInfo) -> date:
+    """The day an exception belongs to: its segment's shift day, else the local date of its start."""
+    i = bisect.bisect_right([s.start for s in segments], start_ms) - 1
+    if i >= 0 and segments[i].start <= start_ms < segments[i].end:
+        return segments[i].day
+    return local_date(start_ms, tz)
+
+
+class ExceptionWriter:
+    """Replaces an agent's stored exceptions over a window by newly computed ones, keeping ids."""
+
+    def __init__(self, now_ms: int):
+        self.now_ms = now_ms
+        self.written = 0
+
+    def replace(self, conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, tz: ZoneInfo,
+                segments: Sequence, occurrences: Iterable, start_ms: int, store_until: int | None = None) -> None:
+        sql = ("SELECT id, rule, start_ms, end_ms, severity, scheduled_activity, actual_activity, task_state, day, "
+               "agent, team, approved FROM exceptions WHERE worker_sid = ? AND (end_ms IS NULL OR end_ms >= ?)")
+        params: list = [worker_sid, start_ms]
+        if store_until is not None:
+            sql += " AND start_ms <= ?"
+            params.append(store_until)
+        old = conn.execute(sql + " ORDER BY start_ms, id", params).fetchall()
+        used: set[int] = set()
+        segs = sorted(segments, key=lambda s: s.start)
+        for occ in occurrences:
+            match = None
+            best = None
+            for row in old:
+                if row[0] in used or row[1] != occ.rule or not _overlaps(row[2], row[3], occ.start, occ.end):
+                    continue
+                dist = abs(row[2] - occ.start)
+                if best is None or dist < best:
+                    match, best = row, dist
+            day = exception_day(occ.start, segs, tz).isoformat()
+            values = (occ.start, occ.end, occ.severity, occ.scheduled_activity, occ.actual_activity,
+                      occ.task_state, day, agent, team)
+            if match is not None:
+                used.add(match[0])
+                if tuple(match[2:11]) != values:
+                    conn.execute(
+                        "UPDATE exceptions SET start_ms=?, end_ms=?, severity=?, scheduled_activity=?, "
+                        "actual_activity=?, task_state=?, day=?, agent=?, team=?, updated_ms=? WHERE id=?",
+                        (*values, self.now_ms, match[0]),
+                    )
+                    self.written += 1
+            else:
+                conn.execute(
+                    "INSERT INTO exceptions (start_ms, end_ms, severity, scheduled_activity, actual_activity, "
+                    "task_state, day, agent, team, worker_sid, rule, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*values, worker_sid, occ.rule, self.now_ms),
+                )
+                self.written += 1
+        for row in old:
+            if row[0] not in used:
+                if row[11]:
+                    log.warning("approved exception %s (%s, %s) no longer occurs; its approval is dropped",
+                                row[0], worker_sid, row[1])
+                conn.execute("DELETE FROM exceptions WHERE id = ?", (row[0],))
+                self.written += 1
+
+    @staticmethod
+    def intervals(conn: sqlite3.Connection, worker_sid: str, w0: int, w1: int) -> list[tuple[int, int | None, bool]]:
+        return [
+            (s, e, bool(a))
+            for s, e, a in conn.execute(
+                "SELECT start_ms, end_ms, approved FROM exceptions WHERE worker_sid = ? AND start_ms < ? "
+                "AND (end_ms IS NULL OR end_ms > ?) ORDER BY start_ms",
+                (worker_sid, w1, w0),
+            )
+        ]
+
+
+def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, f, as_of_ms: int) -> None:
+    """Upsert one agent-day; a day with nothing scheduled and no exception keeps no row."""
+    day = f.day.isoformat()
+    if f.scheduled_ms == 0 and f.exceptions == 0:
+        conn.execute("DELETE FROM adherence WHERE worker_sid = ? AND day = ?", (worker_sid, day))
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO adherence (worker_sid, day, agent, team, scheduled_ms, in_adherence_ms, "
+        "out_of_adherence_ms, approved_ms, logged_in_ms, adherence_percent, conformance_percent, exceptions, as_of_ms) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (worker_sid, day, agent, team, f.scheduled_ms, f.in_adherence_ms, f.out_of_adherence_ms, f.approved_ms,
+         f.logged_in_ms, f.adherence_percent, f.conformance_percent, f.exceptions, as_of_ms),
+    )
+
+
+# -- reading -------------------------------------------------------------------
+
+def seconds(ms: int) -> int | float:
+    """Exact seconds: whole numbers stay integers, else milliseconds as decimals."""
+    return ms // 1000 if ms % 1000 == 0 else round(ms / 1000, 3)
+
+
+def _pct(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def exception_row(r: sqlite3.Row | dict, now_ms: int) -> dict:
+    end = r["end_ms"]
+    dur_end = now_ms if end is None else end
+    return {
+        "id": r["id"],
+        "agent": r["agent"],
+        "worker_sid": r["worker_sid"],
+        "team": r["team"],
+        "rule": r["rule"],
+        "severity": r["severity"],
+        "scheduled_activity": r["scheduled_activity"],
+        "actual_activity": r["actual_activity"],
+        "task_state": r["task_state"],
+        "start": iso(r["start_ms"]),
+        "end": iso(end),
+        "duration_seconds": seconds(max(0, dur_end - r["start_ms"])),
+        "status": "open" if end is None else "closed",
+        "approved": bool(r["approved"]),
+        "note": r["note"],
+        "day": r["day"],
+        "approved_by": r["approved_by"],
+        "approved_at": iso(r["approved_at_ms"]),
+    }
+
+
+def adherence_row(r: sqlite3.Row | dict) -> dict:
+    return {
+        "date": r["day"],
+        "agent": r["agent"],
+        "worker_sid": r["worker_sid"],
+        "team": r["team"],
+        "scheduled_seconds": seconds(r["scheduled_ms"]),
+        "in_adherence_seconds": seconds(r["in_adherence_ms"]),
+        "out_of_adherence_seconds": seconds(r["out_of_adherence_ms"]),
+        "approved_seconds": seconds(r["approved_ms"]),
+        "adherence_percent": _pct(r["adherence_percent"]),
+        "conformance_percent": _pct(r["conformance_percent"]),
+        "exceptions": r["exceptions"],
+        "logged_in_seconds": seconds(r["logged_in_ms"]),
+        "as_of": iso(r["as_of_ms"]),
+    }

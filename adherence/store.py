@@ -1,0 +1,212 @@
+"""SQLite: schema migrations, connections and the single writer.
+
+One process owns the database's writes. SQLite allows one writer at a time;
+rather than letting request threads race for the write lock (and answer 500
+on "database is locked"), every write goes through one connection guarded by
+a lock. Reads use a connection per thread (sqlite3 connections, and so
+sqlite-utils ``Database`` objects, belong to the thread that opened them).
+WAL mode lets readers run while the writer writes. ``synchronous=NORMAL``
+in WAL mode loses nothing when the *process* dies (kill -9): a committed
+transaction is in the WAL file before the 200 goes out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Named, applied once, recorded in _migrations; safe to run at every start.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_journal",
+        """
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            event_sid TEXT,
+            worker_sid TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL,
+            flagged INTEGER NOT NULL DEFAULT 0,
+            activity TEXT NOT NULL,
+            task TEXT NOT NULL,
+            record TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX journal_event_sid ON journal(event_sid) WHERE event_sid IS NOT NULL;
+        CREATE INDEX journal_worker_at ON journal(worker_sid, at_ms);
+        CREATE INDEX journal_received ON journal(received_ms);
+        CREATE TABLE rejected (
+            id INTEGER PRIMARY KEY,
+            received_ms INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            content_type TEXT,
+            remote_addr TEXT,
+            body BLOB
+        );
+        CREATE INDEX rejected_received ON rejected(received_ms);
+        """,
+    ),
+    (
+        "0002_results",
+        """
+        CREATE TABLE exceptions (
+            id INTEGER PRIMARY KEY,
+            worker_sid TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            team TEXT,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            scheduled_activity TEXT,
+            actual_activity TEXT,
+            task_state TEXT,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER,
+            day TEXT NOT NULL,
+            approved INTEGER NOT NULL DEFAULT 0,
+            approved_by TEXT,
+            approved_at_ms INTEGER,
+            note TEXT,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX exceptions_worker_start ON exceptions(worker_sid, start_ms);
+        CREATE INDEX exceptions_day ON exceptions(day);
+        CREATE INDEX exceptions_open ON exceptions(end_ms) WHERE end_ms IS NULL;
+        CREATE TABLE adherence (
+            worker_sid TEXT NOT NULL,
+            day TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            team TEXT,
+            scheduled_ms INTEGER NOT NULL,
+            in_adherence_ms INTEGER NOT NULL,
+            out_of_adherence_ms INTEGER NOT NULL,
+            approved_ms INTEGER NOT NULL,
+            logged_in_ms INTEGER NOT NULL,
+            adherence_percent REAL,
+            conformance_percent REAL,
+            exceptions INTEGER NOT NULL,
+            as_of_ms INTEGER NOT NULL,
+            PRIMARY KEY (worker_sid, day)
+        );
+        CREATE INDEX adherence_day ON adherence(day);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        """,
+    ),
+]
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations; return the names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_ms INTEGER)")
+    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in sql.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO _migrations VALUES (?, CAST(strftime('%s','now') AS INTEGER) * 1000)", (name,)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+class Store:
+    """The database: a locked writer connection plus per-thread readers."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = connect(self.path)
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        with self._write_lock:
+            migrate(self._writer)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection (serialised)."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """A sqlite-utils view of this thread's reader connection."""
+        d = getattr(self._local, "db", None)
+        if d is None:
+            d = sqlite_utils.Database(self.reader)
+            self._local.db = d
+        return d
+
+    def query(self, sql: str, params=()) -> list[dict]:
+        return [dict(r) for r in self.reader.execute(sql, params)]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def check(self) -> str | None:
+        """None when the database answers, else the error text (for /health)."""
+        try:
+            self.reader.execute("SELECT 1 FROM journal LIMIT 1").fetchall()
+            return None
+        except sqlite3.Error as exc:
+            return str(exc)
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for c in self._all_readers:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._all_readers.clear()
+        with self._write_lock:
+            self._writer.close()
