@@ -1,0 +1,356 @@
+"""iCalendar (.ics) schedules: each VEVENT is one segment, SUMMARY its activity.
+
+Parsing is ``icalendar``'s and recurrence expansion is
+``recurring-ical-events``' (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides,
+DURATION). What this module adds:
+
+- Google exports: ``X-WR-TIMEZONE`` is applied with ``x-wr-timezone``
+  (UTC and floating times become that zone's wall clock, so a weekly event
+  keeps its local hour across DST).
+- Outlook/Exchange exports: Windows zone names (``Eastern Standard Time``)
+  are resolved by icalendar (from the file's VTIMEZONE, else the CLDR
+  Windows→IANA table); an unknown TZID is an error, not silently floating.
+- Floating times take the agent's zone.
+- Cancelled occurrences are dropped; all-day events are time off when their
+  SUMMARY is a configured time-off name, else ignored with a warning.
+- Problems name the file and, where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from ..errors import Problem
+from ..timeutil import UTC, to_ms, zone
+
+log = logging.getLogger(__name__)
+
+SRC = "X-ADHERENCE-SRC"  # tag put on every parsed VEVENT; occurrences carry it back to us
+
+
+@dataclass
+class IcsEvent:
+    """One VEVENT as parsed, with where it came from."""
+
+    component: icalendar.Event
+    file: str
+    file_index: int
+    index: int  # position in the file (later listed = larger)
+    line: int | None
+    uid: str
+    summary: str
+    attendees: frozenset[str]  # lower-case emails that did not decline
+    all_day: bool
+    time_off: bool
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def tag(self) -> str:
+        return f"{self.file_index}:{self.index}"
+
+
+@dataclass
+class IcsFile:
+    file: str
+    file_index: int
+    events: list[IcsEvent] = field(default_factory=list)
+
+    def groups(self) -> dict[str, list[IcsEvent]]:
+        """Events by UID: a recurring master with its RECURRENCE-ID overrides."""
+        out: dict[str, list[IcsEvent]] = {}
+        for ev in self.events:
+            out.setdefault(ev.uid, []).append(ev)
+        return out
+
+
+@dataclass
+class Occurrence:
+    start: int | None  # epoch ms; None for all-day
+    end: int | None
+    days: list[date]  # all-day occurrences: the dates covered
+    event: IcsEvent
+
+
+def resolve_zone_name(name: str) -> ZoneInfo:
+    """IANA or Windows zone name → ZoneInfo; ValueError naming what was expected."""
+    try:
+        return zone(name)
+    except ValueError:
+        olson = WINDOWS_TO_OLSON.get(str(name).strip())
+        if olson:
+            return zone(olson)
+        raise ValueError(
+            f"unknown time zone {name!r} (expected an IANA name such as America/New_York, "
+            "or a Windows name such as Eastern Standard Time)"
+        ) from None
+
+
+class _Lines:
+    """Line numbers of the VEVENTs and their properties in the raw text."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.vevents: list[tuple[int, int]] = []  # (begin, end) 0-based
+        start = None
+        for i, raw in enumerate(self.lines):
+            s = raw.strip().upper()
+            if s == "BEGIN:VEVENT":
+                start = i
+            elif s == "END:VEVENT" and start is not None:
+                self.vevents.append((start, i))
+                start = None
+
+    def of(self, k: int | None, prop: str | None = None) -> int | None:
+        if k is None or k >= len(self.vevents):
+            return None
+        begin, end = self.vevents[k]
+        if prop:
+            p = prop.upper()
+            for i in range(begin, end + 1):
+                line = self.lines[i]
+                if line[:1] in (" ", "\t"):
+                    continue
+                head = line[: len(p) + 1].upper()
+                if head in (p + ":", p + ";"):
+                    return i + 1
+        return begin + 1
+
+
+def _attendees(component: icalendar.Event) -> frozenset[str]:
+    values = component.get("ATTENDEE")
+    if values is None:
+        return frozenset()
+    if not isinstance(values, list):
+        values = [values]
+    out = set()
+    for v in values:
+        params = getattr(v, "params", {}) or {}
+        if str(params.get("PARTSTAT", "")).upper() == "DECLINED":
+            continue
+        text = str(v).strip()
+        if text.lower().startswith("mailto:"):
+            text = text[7:]
+        if "@" in text:
+            out.add(text.strip().lower())
+    return frozenset(out)
+
+
+def _dt(component: icalendar.Event, name: str):
+    prop = component.get(name)
+    return None if prop is None else getattr(prop, "dt", None)
+
+
+def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem]) -> bool:
+    """Validate one VEVENT on its own; False when it cannot be used."""
+    ok = True
+    label = f"event {str(ev.get('SUMMARY', '')).strip() or str(ev.get('UID', '?'))!r}"
+    for prop, message in getattr(ev, "errors", []) or []:
+        problems.append(Problem(f"{label}: bad {prop}: {message}", file, line_of(prop)))
+        ok = False
+    if not ok:
+        return False
+    start = _dt(ev, "DTSTART")
+    if start is None:
+        problems.append(Problem(f"{label}: DTSTART is missing (expected the start date/time)", file, line_of(None)))
+        return False
+    if not str(ev.get("SUMMARY", "")).strip():
+        problems.append(Problem("event has no SUMMARY (expected the activity name, e.g. Available)", file,
+                                line_of("DTSTART")))
+        ok = False
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        prop = ev.get(name)
+        if prop is None:
+            continue
+        tzid = prop.params.get("TZID") if hasattr(prop, "params") else None
+        dt = getattr(prop, "dt", None)
+        if tzid and isinstance(dt, datetime) and dt.tzinfo is None:
+            problems.append(Problem(
+                f"{label}: unknown time zone {tzid!r} in {name} (expected an IANA name such as America/New_York, "
+                "a Windows name such as Eastern Standard Time, or a VTIMEZONE with that TZID in the file)",
+                file, line_of(name)))
+            ok = False
+    end = _dt(ev, "DTEND")
+    if end is not None and "DURATION" in ev:
+        problems.append(Problem(f"{label}: has both DTEND and DURATION (expected one of them)", file,
+                                line_of("DURATION")))
+        ok = False
+    if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
+        problems.append(Problem(f"{label}: DTSTART and DTEND must both be dates or both be date-times", file,
+                                line_of("DTEND")))
+        ok = False
+    elif end is not None and ok:
+        try:
+            backwards = end < start
+        except TypeError:  # floating vs zoned
+            s, e = (d.replace(tzinfo=None) if isinstance(d, datetime) else d for d in (start, end))
+            backwards = e < s
+        if backwards:
+            problems.append(Problem(f"{label}: DTEND {end} is before DTSTART {start}", file, line_of("DTEND")))
+            ok = False
+    return ok
+
+
+def parse_ics_file(path: Path, file_index: int, time_off: set[str], problems: list[Problem],
+                   warnings: list[Problem]) -> IcsFile | None:
+    """Read one .ics file; append problems and warnings. None if unusable."""
+    fname = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(f"cannot read: {exc.strerror}", fname))
+        return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    text = data.decode("utf-8", errors="replace")
+    lines = _Lines(text)
+    try:
+        calendars = icalendar.Calendar.from_ical(data, multiple=True)
+    except Exception as exc:  # icalendar raises ValueError and friends on malformed text
+        problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
+        return None
+    if not calendars:
+        problems.append(Problem("not a valid iCalendar file (expected BEGIN:VCALENDAR ... END:VCALENDAR)", fname, 1))
+        return None
+    out = IcsFile(fname, file_index)
+    k = -1
+    parsed = []
+    for cal in calendars:
+        if cal.name != "VCALENDAR":
+            problems.append(Problem(f"expected a VCALENDAR, found {cal.name}", fname, 1))
+            continue
+        if str(cal.get("CALSCALE", "GREGORIAN")).upper() != "GREGORIAN":
+            problems.append(Problem("only GREGORIAN calendars are supported (CALSCALE)", fname))
+            continue
+        xwr = cal.get("X-WR-TIMEZONE")
+        if xwr is not None:
+            try:
+                cal = x_wr_timezone.to_standard(cal, timezone=resolve_zone_name(str(xwr)))
+            except ValueError as exc:
+                problems.append(Problem(f"X-WR-TIMEZONE: {exc}", fname, _find(lines.lines, "X-WR-TIMEZONE")))
+                continue
+            cal.pop("X-WR-TIMEZONE", None)
+        parsed.extend(cal.walk("VEVENT"))
+    if len(parsed) != len(lines.vevents):
+        if len(parsed) < len(lines.vevents):
+            problems.append(Problem(
+                f"could read only {len(parsed)} of {len(lines.vevents)} VEVENTs "
+                "(check the BEGIN:VEVENT/END:VEVENT and END:VCALENDAR lines)", fname))
+            return None
+        lines = _Lines("")  # cannot pair events with lines: report the file only
+    for k, ev in enumerate(parsed):
+        def line_of(prop, k=k):
+            return lines.of(k, prop) if prop else lines.of(k)
+
+        if not _check_event(ev, fname, line_of, problems):
+            continue
+        start = _dt(ev, "DTSTART")
+        summary = str(ev.get("SUMMARY", "")).strip()
+        all_day = not isinstance(start, datetime)
+        is_off = all_day and summary.lower() in time_off
+        line = line_of("SUMMARY") or line_of("UID") or line_of(None)
+        ev[SRC] = f"{file_index}:{k}"
+        item = IcsEvent(ev, fname, file_index, k, line, str(ev.get("UID", f"no-uid-{k}")), summary,
+                        _attendees(ev), all_day, is_off)
+        if all_day and not is_off and str(ev.get("STATUS", "")).upper() != "CANCELLED":
+            warnings.append(Problem(
+                f"all-day event {summary!r} ignored: all-day events count only as time off "
+                f"(one of: {', '.join(sorted(time_off))})", fname, line))
+        out.events.append(item)
+    for uid, group in out.groups().items():
+        _check_group(group, fname, problems)
+    return out
+
+
+def _find(lines: list[str], prop: str) -> int | None:
+    for i, line in enumerate(lines):
+        if line.upper().startswith(prop + ":") or line.upper().startswith(prop + ";"):
+            return i + 1
+    return None
+
+
+def _calendar(components) -> icalendar.Calendar:
+    cal = icalendar.Calendar()
+    cal.add("VERSION", "2.0")
+    cal.add("PRODID", "-//adherence//schedules//EN")
+    for c in components:
+        cal.add_component(c)
+    return cal
+
+
+def _check_group(group: list[IcsEvent], fname: str, problems: list[Problem]) -> None:
+    """Expand a recurring series briefly, so bad RRULEs are reported at load time."""
+    if not any(("RRULE" in e.component or "RDATE" in e.component) for e in group):
+        return
+    start = _dt(group[0].component, "DTSTART")
+    if isinstance(start, datetime):
+        probe = start if start.tzinfo else start.replace(tzinfo=UTC)
+    else:
+        probe = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    try:
+        query = recurring_ical_events.of(_calendar(e.component for e in group))
+        query.between(probe - timedelta(days=1), probe + timedelta(days=8))
+    except Exception as exc:  # the library raises several ValueError subclasses
+        ev = group[0]
+        problems.append(Problem(f"event {ev.summary!r}: cannot expand its recurrence: {exc}", fname, ev.line))
+
+
+class AgentCalendar:
+    """The events of one agent, expanded lazily over a time span."""
+
+    def __init__(self, events: list[IcsEvent], attendee: str | None, tz: ZoneInfo):
+        self.events = events
+        self.attendee = attendee  # events must name this email (attendee-based calendars)
+        self.tz = tz
+        self._by_tag = {e.tag: e for e in events}
+        self._query = None
+
+    def occurrences(self, start: datetime, end: datetime, errors: list[str]) -> list[Occurrence]:
+        """Occurrences intersecting [start, end) (aware datetimes in the agent's zone)."""
+        if self._query is None:
+            self._query = recurring_ical_events.of(_calendar(e.component for e in self.events),
+                                                   skip_bad_series=True)
+        try:
+            found = self._query.between(start, end)
+        except Exception as exc:  # noqa: BLE001 - a calendar must never crash the evaluator
+            log.error("calendar expansion failed: %s", exc)
+            errors.append(str(exc))
+            return []
+        out = []
+        for occ in found:
+            ev = self._by_tag.get(str(occ.get(SRC, "")))
+            if ev is None:
+                continue
+            if str(occ.get("STATUS", "")).upper() == "CANCELLED":
+                continue
+            if self.attendee is not None and self.attendee not in _attendees(occ):
+                continue  # an override that removed this agent
+            s = _dt(occ, "DTSTART")
+            e = _dt(occ, "DTEND")
+            if isinstance(s, datetime):
+                if e is None:
+                    e = s
+                s = s if s.tzinfo else s.replace(tzinfo=self.tz)
+                e = e if e.tzinfo else e.replace(tzinfo=self.tz)
+                if e > s:
+                    out.append(Occurrence(to_ms(s), to_ms(e), [], ev))
+            elif ev.time_off:
+                e = e if isinstance(e, date) and e > s else s + timedelta(days=1)
+                days = []
+                d = s
+                while d < e:
+                    days.append(d)
+                    d += timedelta(days=1)
+                out.append(Occurrence(None, None, days, ev))
+        return out
