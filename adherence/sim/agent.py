@@ -1,0 +1,449 @@
+"""One simulated agent: a small discrete-event simulation emitting feed records.
+
+Each agent is independent (its own RNG, its own event heap), so the whole
+contact center is a merge of per-agent streams and needs memory only for
+the agents' current states. What an agent does:
+
+* logs in around shift start (a few minutes early, some late, a few never),
+  sometimes via a spell of Unavailable;
+* while Available, is offered calls and chats while it has free capacity;
+  each reservation runs created/pending → accepted → wrapping → completed,
+  or ends rejected, timeout, rescinded or canceled;
+* leaves for scheduled Break / Lunch / Meeting roughly on time (after the
+  customer it is talking to; wrap-up may continue on the break), sometimes
+  late or long, and takes unscheduled Unavailable / Offline spells;
+* logs out (Offline) around shift end, once its tasks are done.
+
+Every change of activity or reservation emits one record with the agent's
+complete status; records then get a delivery time with the feed's
+imperfections (latency, a few late deliveries, ~1% duplicates).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterator
+
+from .world import MINUTE, AgentPlan, ChannelSpec, World, sid
+
+# reservation statuses that hold channel capacity
+_HOLDS = frozenset({"created", "pending", "accepted", "wrapping"})
+# ... and the ones an agent finishes before leaving for a break (wrap-up may go on)
+_BUSY = frozenset({"created", "pending", "accepted"})
+_TERMINAL = frozenset({"completed", "canceled", "rejected", "rescinded", "timeout"})
+
+# feed imperfections
+P_DUPLICATE = 0.01
+P_LATE = 0.015
+P_FOLD_CREATED = 0.04  # a reservation's "created" record folded into the "accepted" one
+
+_DAY_PREFIX: dict[int, str] = {}
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch ms → ``2026-11-25T14:03:07.120Z`` (always with milliseconds); fast."""
+    day, rem = divmod(ms, 86_400_000)
+    prefix = _DAY_PREFIX.get(day)
+    if prefix is None:
+        from datetime import date, timedelta
+
+        prefix = _DAY_PREFIX[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat() + "T"
+    s, milli = divmod(rem, 1000)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{prefix}{h:02d}:{m:02d}:{s:02d}.{milli:03d}Z"
+
+
+class Reservation:
+    __slots__ = ("sid", "task_sid", "queue_sid", "workflow_sid", "direction", "created", "status", "tas", "updated", "plan", "_d")
+
+    def __init__(self, rng: random.Random, queue_sid: str, workflow_sid: str, direction: str | None, t: int):
+        self.sid = sid("WR", rng)
+        self.task_sid = sid("WT", rng)
+        self.queue_sid = queue_sid
+        self.workflow_sid = workflow_sid
+        self.direction = direction  # None: the key is absent from the record
+        self.created = t
+        self.status = "pending"
+        self.tas = "reserved"
+        self.updated = t
+        self.plan: deque = deque()  # (at_ms, status, task_assignment_status)
+        self._d: dict | None = None
+
+    def set(self, status: str, tas: str, t: int) -> None:
+        self.status, self.tas, self.updated, self._d = status, tas, t, None
+
+    def as_dict(self) -> dict:
+        """The reservation as the feed shows it (cached until it changes; treat as read-only)."""
+        if self._d is None:
+            upd = iso_ms(self.updated)
+            d = {
+                "sid": self.sid,
+                "status": self.status,
+                "workflow_sid": self.workflow_sid,
+                "task_sid": self.task_sid,
+                "task_queue_sid": self.queue_sid,
+                "task_assignment_status": self.tas,
+                "date_created": iso_ms(self.created),
+                "date_updated": upd,
+                "date_reservation_status_updated": upd,
+            }
+            if self.direction is not None:
+                d["direction"] = self.direction
+            self._d = d
+        return self._d
+
+
+class Channel:
+    __slots__ = ("spec", "tc_sid", "wc_sid", "queue_sid", "res", "armed")
+
+    def __init__(self, spec: ChannelSpec, tc_sid: str, wc_sid: str | None, queue_sid: str):
+        self.spec = spec
+        self.tc_sid = tc_sid
+        self.wc_sid = wc_sid
+        self.queue_sid = queue_sid
+        self.res: list[Reservation] = []
+        self.armed = False  # an offer is scheduled
+
+    def held(self) -> int:
+        return sum(1 for r in self.res if r.status in _HOLDS)
+
+    def free(self) -> int:
+        return self.spec.capacity - self.held()
+
+    def available_capacity(self) -> int:
+        """Percent of capacity free, as Flex reports it."""
+        cap = self.spec.capacity
+        return round(100 * (cap - self.held()) / cap)
+
+
+@dataclass
+class Step:
+    """One planned activity change of the agent's day, executed in order."""
+
+    at: int  # planned time (ms)
+    kind: str  # "login", "away", "logout"
+    activity: str = "Available"
+    duration: int = 0  # for "away": how long before returning to Available
+    via_unavailable: int = 0  # for "login": ms spent Unavailable before going Available
+
+
+class AgentSim:
+    """Runs one agent over the simulation window; ``run()`` yields deliveries in order."""
+
+    def __init__(self, world: World, plan: AgentPlan):
+        self.w = world
+        self.plan = plan
+        self.rng = rng = random.Random(f"adherence-sim:{world.seed}:run:{plan.index}")
+        self.end_ms = world.end_ms
+        # how this agent's records look: some never carry a worker channel sid or capacity date
+        self.has_wc = rng.random() < 0.6
+        self.cap_date = None if rng.random() < 0.5 else iso_ms(world.start_ms - rng.randrange(1, 30) * 86_400_000)
+        self.channels = [
+            Channel(spec, world.channel_sids[spec.name], sid("WC", rng), world.queue_sids[(plan.team, spec.name)])
+            for spec in plan.channels
+        ]
+        self.activity = "Offline"
+        self.activity_at: int | None = None
+        self.leaving: Step | None = None  # a step waiting for tasks to finish
+        self.leave_scheduled = False
+        self.n_records = 0
+        self.last_t = 0
+        self.steps = self._plan_steps()
+        self.step_idx = 0
+        self._heap: list = []
+        self._seq = 0
+        self._out: list = []  # pending deliveries: (delivery_ms, seq, record)
+        self._out_seq = 0
+
+    # ---- the day plan -----------------------------------------------------------
+
+    def _plan_steps(self) -> list[Step]:
+        rng = self.rng
+        steps: list[Step] = []
+        for sh in self.plan.shifts:
+            if sh.absent:
+                continue
+            x = rng.random()
+            if x < 0.80:
+                late = int(_clip(rng.gauss(-120, 90), -600, 60) * 1000)
+            elif x < 0.95:
+                late = rng.randint(3 * 60, 15 * 60) * 1000
+            else:
+                late = rng.randint(15 * 60, 40 * 60) * 1000
+            via = rng.randint(30, 180) * 1000 if rng.random() < 0.3 else 0
+            steps.append(Step(sh.start_ms + late, "login", via_unavailable=via))
+            for a, b, act in sh.segments:
+                if act == "Available":
+                    continue
+                y = rng.random()
+                delay = int(_clip(rng.gauss(30, 60), -120, 180) * 1000) if y < 0.75 else (
+                    rng.randint(120, 480) * 1000 if y < 0.95 else rng.randint(480, 900) * 1000
+                )
+                length = (b - a) * _clip(rng.gauss(1.0, 0.05), 0.8, 1.2)
+                if rng.random() < 0.15:
+                    length += rng.randint(3 * 60, 12 * 60) * 1000  # a long break
+                if act == "Lunch":
+                    act = "Lunch" if rng.random() < 0.8 else "Break"
+                elif act == "Meeting":
+                    act = "Meeting" if rng.random() < 0.6 else "Unavailable"
+                steps.append(Step(a + delay, "away", act, int(length)))
+            # unscheduled spells during Available time
+            hours = (sh.end_ms - sh.start_ms) / 3_600_000
+            for _ in range(_poisson(rng, 0.2 * hours)):
+                at = rng.randint(sh.start_ms + 20 * MINUTE, sh.end_ms - 20 * MINUTE)
+                if any(a - 10 * MINUTE < at < b + 10 * MINUTE for a, b, act in sh.segments if act != "Available"):
+                    continue
+                if rng.random() < 0.7:
+                    steps.append(Step(at, "away", "Unavailable", rng.randint(60, 480) * 1000))
+                else:
+                    steps.append(Step(at, "away", "Offline", rng.randint(60, 360) * 1000))
+            y = rng.random()
+            early = int(_clip(rng.gauss(90, 120), -60, 600) * 1000) if y < 0.75 else (
+                -rng.randint(5 * 60, 25 * 60) * 1000 if y < 0.9 else rng.randint(5 * 60, 15 * 60) * 1000
+            )
+            steps.append(Step(sh.end_ms + early, "logout", "Offline"))
+        steps.sort(key=lambda s: s.at)
+        return steps
+
+    # ---- event loop ----------------------------------------------------------------
+
+    def _at(self, t: int, fn, arg=None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, fn, arg))
+
+    def run(self) -> Iterator[tuple[int, int, int, dict]]:
+        """Yield (delivery_ms, agent index, seq, record), sorted by (delivery_ms, seq)."""
+        rng = self.rng
+        hello = self.w.start_ms + rng.randrange(60_000)
+        self._at(hello, self._hello)
+        heap, out, idx = self._heap, self._out, self.plan.index
+        pop = heapq.heappop
+        while heap:
+            t, _, fn, arg = pop(heap)
+            if t > self.end_ms:
+                break
+            while out and out[0][0] <= t:
+                d, s, rec = pop(out)
+                yield d, idx, s, rec
+            fn(t, arg)
+        while out:
+            d, s, rec = pop(out)
+            yield d, idx, s, rec
+
+    def _hello(self, t: int, _=None) -> None:
+        """First sighting of the worker (worker.created / first event): an Offline snapshot."""
+        self._emit(t)
+        if self.steps:
+            self._at(max(self.steps[0].at, t + 1000), self._step_due, 0)
+
+    # ---- steps (activity changes) -------------------------------------------------
+
+    def _blocking(self, step: Step) -> bool:
+        if step.activity == "Offline":  # Flex will not log out an agent with tasks
+            return any(ch.res for ch in self.channels)
+        return any(r.status in _BUSY for ch in self.channels for r in ch.res)
+
+    def _step_due(self, t: int, i: int) -> None:
+        step = self.steps[i]
+        if step.kind != "login" and self._blocking(step):
+            self.leaving = step  # no new offers; go once the current customers are done
+            return
+        self._start(t, step)
+
+    def _start(self, t: int, step: Step) -> None:
+        self.leaving = None
+        self.leave_scheduled = False
+        if step.kind == "login":
+            if step.via_unavailable:
+                self._set_activity(t, "Unavailable")
+                self._at(t + step.via_unavailable, self._back)
+            else:
+                self._back(t)
+        elif step.kind == "away":
+            self._set_activity(t, step.activity)
+            self._at(t + step.duration, self._back)
+        else:  # logout
+            self._set_activity(t, "Offline")
+            self._next_step(t)
+
+    def _start_leaving(self, t: int, _=None) -> None:
+        if self.leaving is not None:
+            self._start(t, self.leaving)
+
+    def _back(self, t: int, _=None) -> None:
+        self._set_activity(t, "Available")
+        self._arm(t)
+        self._next_step(t)
+
+    def _next_step(self, t: int) -> None:
+        self.step_idx += 1
+        if self.step_idx < len(self.steps):
+            self._at(max(self.steps[self.step_idx].at, t + 1000), self._step_due, self.step_idx)
+
+    def _set_activity(self, t: int, name: str) -> None:
+        self.activity = name
+        self.activity_at = t
+        self._emit(t)
+
+    # ---- tasks -------------------------------------------------------------------
+
+    def _routable(self) -> bool:
+        return self.activity == "Available" and self.leaving is None
+
+    def _arm(self, t: int) -> None:
+        """Schedule the next offer on every channel with free capacity."""
+        if not self._routable():
+            return
+        for ch in self.channels:
+            if not ch.armed and ch.free() > 0:
+                ch.armed = True
+                self._at(t + 1000 + int(self.rng.expovariate(1.0 / ch.spec.offer_mean_s) * 1000), self._offer, ch)
+
+    def _offer(self, t: int, ch: Channel) -> None:
+        ch.armed = False
+        if not self._routable() or ch.free() <= 0:
+            return
+        rng = self.rng
+        spec = ch.spec
+        outbound = spec.name == "voice" and rng.random() < 0.1
+        direction = None if rng.random() < 0.08 else ("outbound" if outbound else "inbound")
+        workflow = self.w.workflow_sids[1 if rng.random() < 0.2 else 0]
+        res = Reservation(rng, ch.queue_sid, workflow, direction, t)
+        if rng.random() < 0.3:
+            res.status = "created"  # as in the published example
+        ch.res.append(res)
+        self._plan_reservation(t, res, spec, outbound)
+        first_at = res.plan[0][0]
+        if not (rng.random() < P_FOLD_CREATED and first_at - t < 3000):
+            self._emit(t)
+        self._at(first_at, self._res_step, (ch, res))
+        self._arm(t)
+
+    def _plan_reservation(self, t: int, res: Reservation, spec: ChannelSpec, outbound: bool) -> None:
+        rng = self.rng
+        plan = res.plan
+        if outbound:
+            ring = rng.randint(300, 1500)
+        else:
+            x = rng.random()
+            if x < 0.025:
+                plan.append((t + rng.randint(2000, spec.timeout_s * 1000 - 1000), "rejected", "pending"))
+                return
+            if x < 0.05:
+                plan.append((t + spec.timeout_s * 1000, "timeout", "pending"))
+                return
+            if x < 0.07:
+                plan.append((t + rng.randint(1000, 8000), "rescinded", "assigned"))
+                return
+            if x < 0.09:
+                plan.append((t + rng.randint(1000, 8000), "canceled", "canceled"))
+                return
+            ring = rng.randint(spec.ring_s[0] * 1000, spec.ring_s[1] * 1000)
+        t += ring
+        plan.append((t, "accepted", "assigned"))
+        talk = _clip(rng.lognormvariate(math.log(spec.talk_median_s), 0.6), 20, 3600)
+        t += int(talk * 1000)
+        plan.append((t, "wrapping", "wrapping"))
+        t += rng.randint(spec.wrap_s[0] * 1000, spec.wrap_s[1] * 1000)
+        plan.append((t, "completed", "completed"))
+
+    def _res_step(self, t: int, arg) -> None:
+        ch, res = arg
+        _, status, tas = res.plan.popleft()
+        res.set(status, tas, t)
+        self._emit(t)
+        if status in _TERMINAL:
+            ch.res.remove(res)
+        if res.plan:
+            self._at(res.plan[0][0], self._res_step, arg)
+        if self.leaving is not None:
+            if not self.leave_scheduled and not self._blocking(self.leaving):
+                self.leave_scheduled = True
+                self._at(t + self.rng.randint(1000, 15000), self._start_leaving)
+        elif status in _TERMINAL:
+            self._arm(t)  # capacity freed
+
+    # ---- records -------------------------------------------------------------------
+
+    def _emit(self, t: int) -> None:
+        """Record the agent's complete status now, and schedule its delivery."""
+        if t <= self.last_t:
+            t = self.last_t + 1
+        self.last_t = t
+        rng = self.rng
+        w = self.w
+        first = self.n_records == 0
+        self.n_records += 1
+        if first and rng.random() < 0.6:
+            # a worker the feed has not seen before: nulls
+            worker = {
+                "sid": self.plan.sid,
+                "activity_sid": None if rng.random() < 0.5 else w.activity_sids[self.activity],
+                "activity_name": None,
+                "date_activity_updated": None,
+            }
+        else:
+            worker = {
+                "sid": self.plan.sid,
+                "activity_sid": w.activity_sids[self.activity],
+                "activity_name": self.activity,
+                "date_activity_updated": None if self.activity_at is None else iso_ms(self.activity_at),
+            }
+        channels = []
+        early = self.n_records <= 3
+        for ch in self.channels:
+            if ch.res:
+                reservations = [r.as_dict() for r in ch.res]
+            elif self.activity != "Offline" and rng.random() < 0.02:
+                reservations = None  # an idle channel listed with null reservations
+            else:
+                continue
+            channels.append(
+                {
+                    "reservations": reservations,
+                    "worker_channel_sid": ch.wc_sid if self.has_wc and not early else None,
+                    "task_channel_sid": ch.tc_sid,
+                    "task_channel_name": ch.spec.name,
+                    "available": 1,
+                    "available_capacity": ch.available_capacity(),
+                    "capacity": ch.spec.capacity,
+                    "date_capacity_updated": None if early else self.cap_date,
+                }
+            )
+        record = {
+            "worker": worker,
+            "channels": channels or None,
+            "account_sid": w.account_sid,
+            "workspace_sid": w.workspace_sid,
+            "last_processed_event_sid": sid("EV", rng),
+            "date_last_processed_event": iso_ms(t),
+        }
+        delivery = t + 40 + min(3000, int(rng.expovariate(1 / 200.0)))
+        if rng.random() < P_LATE:
+            delivery += rng.randint(2000, 9000)  # delivered out of order
+        self._deliver(delivery, record)
+        if rng.random() < P_DUPLICATE:
+            self._deliver(delivery + rng.randint(300, 15000), record)  # sent twice
+
+    def _deliver(self, at: int, record: dict) -> None:
+        self._out_seq += 1
+        heapq.heappush(self._out, (at, self._out_seq, record))
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    """Knuth's method; fine for the small means used here."""
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
