@@ -29,8 +29,9 @@ class Engine:
         self.store = Store(config.database)
         self.tracker = Tracker()
         self.journal = Journal(self.store, self.tracker)
+        self.memory_from_ms = self.clock.now_ms() - MEMORY_HORIZON_MS if load_state else 0
         if load_state:
-            n = self.tracker.load_from_journal(self.store.reader, self.clock.now_ms() - MEMORY_HORIZON_MS)
+            n = self.tracker.load_from_journal(self.store.reader, self.memory_from_ms)
             if n:
                 log.info("restored %d snapshot(s) of %d agent(s) from the journal", n, len(self.tracker.workers()))
         from .schedules import schedule_source

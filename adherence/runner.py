@@ -68,6 +68,9 @@ class Runner:
         self._next_check: dict[str, int] = {}
         self._versions = (None, None)
         self.last_tick: TickStats | None = None
+        # the tracker holds every snapshot from here on; earlier periods are read from the journal
+        self.memory_from_ms: int = engine.memory_from_ms
+        self._last_trim_ms = 0
         self.last_error: str | None = None
 
     # -- inputs -------------------------------------------------------------
@@ -109,7 +112,7 @@ class Runner:
         rules = self._rules()
         key, team, tz = self.agent_info(worker_sid)
         lo = start_ms - LOOKBACK_MS
-        if from_journal:
+        if from_journal or lo < self.memory_from_ms:
             timeline = journal_timeline(conn, worker_sid, lo, now_ms)
         else:
             timeline = self.engine.tracker.timeline(worker_sid, lo, now_ms)
@@ -197,6 +200,14 @@ class Runner:
                             self._next_check[w] = nxt
                     stats.exceptions_written += writer.written
             stats.agents = len(items)
+            if now - self._last_trim_ms > 3_600_000:
+                from .engine import MEMORY_HORIZON_MS
+
+                horizon = now - MEMORY_HORIZON_MS
+                if horizon > self.memory_from_ms:
+                    self.engine.tracker.trim(horizon)
+                    self.memory_from_ms = horizon
+                self._last_trim_ms = now
             stats.duration_s = time.perf_counter() - t0
             self.last_tick = stats
             self.last_error = None
@@ -240,6 +251,15 @@ class Runner:
             # the live checkpoints are still valid: results are the same function of the same inputs
             stats.duration_s = time.perf_counter() - t0
             return stats
+
+    def refresh_days(self, worker_sid: str, from_ms: int, now_ms: int | None = None) -> None:
+        """Re-evaluate one agent from ``from_ms`` now (after an approval changed its figures)."""
+        with self._lock:
+            now = self.engine.clock.now_ms() if now_ms is None else now_ms
+            if self._rules() is None:
+                return
+            with self.engine.store.write() as conn:
+                self.evaluate_worker(conn, ExceptionWriter(now), worker_sid, min(from_ms, now), now)
 
     def status(self) -> dict:
         t = self.last_tick

@@ -2,10 +2,111 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import signal
+import sys
+from pathlib import Path
+
 import click
 
+from ..errors import AdherenceError, FeedError
 from . import cli
-from .common import config_option
+from .common import config_option, fail
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unauthenticated_surfaces(config) -> list[str]:
+    missing = []
+    if not config.twilio_auth_token and config.webhook_basic is None:
+        missing.append("the webhook (set TWILIO_AUTH_TOKEN or auth.webhook_basic)")
+    if not config.api_token:
+        missing.append("the API and board (set ADHERENCE_API_TOKEN)")
+    return missing
+
+
+def build_server(config, engine, host: str, port: int, threads: int):
+    """A waitress server around the app (port 0 picks a free port)."""
+    from waitress import create_server
+
+    from ..web import create_app
+
+    app = create_app(engine=engine)
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="adherence",
+        max_request_body_size=config.max_body_bytes + 1024,
+        channel_timeout=60,
+        connection_limit=1000,
+        clear_untrusted_proxy_headers=True,
+    )
+
+
+def run_server(server, engine) -> None:
+    def _stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        engine.close()
+        click.echo("adherence: stopped", err=True)
+
+
+@cli.command()
+@config_option
+@click.option("--host", help="Interface to bind (default: server.host).")
+@click.option("--port", type=int, help="Port (default: server.port; 0 picks a free one).")
+@click.option("--threads", type=int, help="Request threads (default: server.threads).")
+@click.option("--allow-unauthenticated", is_flag=True, help="Allow binding beyond loopback with no auth configured.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def serve(config, host, port, threads, allow_unauthenticated, log_format) -> None:
+    """Run the receiver, evaluator, API and board on a production WSGI server (waitress).
+
+    One process with threads owns the live state and the evaluation
+    scheduler. Beyond loopback it refuses to start unless the webhook and the
+    API are authenticated, or --allow-unauthenticated is given.
+
+    Example: TWILIO_AUTH_TOKEN=... ADHERENCE_API_TOKEN=... adherence serve --host 0.0.0.0
+    """
+    from .. import logs
+    from ..engine import Engine
+
+    logs.setup(config.log_level, log_format)
+    host = host or config.server_host
+    port = config.server_port if port is None else port
+    threads = threads or config.server_threads
+    missing = unauthenticated_surfaces(config)
+    if missing and not _is_loopback(host) and not (allow_unauthenticated or config.allow_unauthenticated):
+        raise click.ClickException(
+            f"refusing to listen on {host} with no authentication for " + " and ".join(missing)
+            + "; or pass --allow-unauthenticated if something in front of it authenticates"
+        )
+    try:
+        engine = Engine(config)
+    except AdherenceError as exc:
+        raise fail(exc) from None
+    server = build_server(config, engine, host, port, threads)
+    engine.start_scheduler()
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"adherence: listening on http://{shown}:{server.effective_port} (database {config.database})", err=True)
+    if missing:
+        click.echo("adherence: warning: no authentication for " + " and ".join(missing), err=True)
+    run_server(server, engine)
 
 
 @cli.command()
@@ -13,6 +114,189 @@ from .common import config_option
 def check(config) -> None:
     """Validate the configuration, schedules and rules; exit non-zero on any error.
 
+    Reports every problem with file and line, and warnings (e.g. a scheduled
+    activity no rule covers) without failing.
+
     Example: adherence check --config config.yaml
     """
+    from ..rules import load_rules, rule_warnings
+    from ..schedules import load_schedules
+
+    problems: list[str] = []
+    warnings: list[str] = []
     click.echo(f"config {config.path}: ok")
+    schedule = None
+    try:
+        schedule = load_schedules(config.schedules, config.timezone, config.time_off)
+        warnings += [str(w) for w in schedule.warnings]
+        click.echo(f"schedules {config.schedules}: ok ({len(schedule.agents)} agents)")
+    except AdherenceError as exc:
+        problems += exc.messages
+    try:
+        ruleset = load_rules(config.rules)
+        click.echo(f"rules {config.rules}: ok ({len(ruleset.rules)} rules)")
+        if schedule is not None:
+            warnings += [str(w) for w in rule_warnings(ruleset, schedule.activities())]
+    except AdherenceError as exc:
+        problems += exc.messages
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if problems:
+        for p in problems:
+            click.echo(f"error: {p}", err=True)
+        raise click.ClickException(f"{len(problems)} error(s)")
+
+
+def _envelopes(path: Path):
+    """Yield (line number or None, raw) for each envelope: a ``.json`` file is one
+    JSON value (an envelope or a list of them); any other file is JSON lines."""
+    if path.suffix.lower() == ".json":
+        data = path.read_bytes()
+        try:
+            value = json.loads(data)
+        except ValueError:
+            yield None, data  # rejected with the parser's message
+            return
+        for item in value if isinstance(value, list) else [value]:
+            yield None, item
+        return
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                yield n, line
+
+
+@cli.command()
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch", default=1000, show_default=True, help="Records per transaction.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def replay(config, files, batch, quiet) -> None:
+    """Ingest recorded feed events through the same code as the webhook.
+
+    FILES are JSON lines (one envelope a line) or JSON files (one envelope,
+    or a list of them). Duplicates are skipped; malformed lines are kept in
+    the rejected table and reported with their line number. Run it while
+    the service is stopped: the running service does not see records
+    written by another process until it restarts.
+
+    Example: adherence replay feed.jsonl --config config.yaml
+    """
+    from ..clock import SystemClock
+    from ..feed import parse_body, parse_envelope
+    from ..journal import Counts, Journal
+    from ..state import Tracker
+    from ..store import Store
+
+    store = Store(config.database)
+    journal = Journal(store, Tracker())
+    clock = SystemClock()
+    total = Counts()
+    bad_lines: list[str] = []
+    size = sum(f.stat().st_size for f in files)
+    pending: list = []
+    pending_records = 0
+
+    def flush():
+        nonlocal pending, pending_records
+        if pending:
+            total.add(journal.ingest_parsed(pending))
+        pending, pending_records = [], 0
+
+    with click.progressbar(length=size, label="replaying", file=sys.stderr, hidden=quiet) as bar:
+        for f in files:
+            for lineno, raw in _envelopes(f):
+                received = clock.now_ms()
+                where = f"{f}:{lineno}" if lineno else str(f)
+                try:
+                    data = parse_body(raw) if isinstance(raw, (bytes, str)) else raw
+                    parsed = parse_envelope(data, received)
+                except FeedError as exc:
+                    body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
+                    journal.reject_body(body, f"{where}: {exc}", received, "application/json", "replay")
+                    bad_lines.append(f"{where}: {exc}")
+                    total.rejected += 1
+                    continue
+                pending.append((parsed, received))
+                pending_records += len(parsed.records) + len(parsed.rejected)
+                if pending_records >= batch:
+                    flush()
+                if isinstance(raw, bytes):
+                    bar.update(len(raw))
+            flush()
+        bar.update(size)
+    store.close()
+    click.echo(f"accepted {total.accepted}, duplicates {total.duplicates}, rejected {total.rejected}")
+    for line in bad_lines[:20]:
+        click.echo(f"rejected: {line}", err=True)
+    if len(bad_lines) > 20:
+        click.echo(f"... and {len(bad_lines) - 20} more rejected lines", err=True)
+
+
+def _engine_at(config, at: str | None):
+    from ..clock import FixedClock, SystemClock
+    from ..engine import Engine
+
+    clock = SystemClock()
+    if at:
+        try:
+            clock = FixedClock(at)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--at") from None
+    try:
+        return Engine(config, clock, load_state=True)
+    except AdherenceError as exc:
+        raise fail(exc) from None
+
+
+@cli.command()
+@config_option
+@click.option("--at", help="Evaluate as of this ISO-8601 time (default now); records after it are ignored.")
+def evaluate(config, at) -> None:
+    """Run the evaluator once, as of --at (default now), and store the results.
+
+    Example: adherence evaluate --at 2026-11-25T15:00:00Z
+    """
+    engine = _engine_at(config, at)
+    try:
+        if engine.rules.current is None or engine.schedules.current is None:
+            raise click.ClickException("cannot evaluate: " + "; ".join(engine.rules.errors + engine.schedules.errors))
+        stats = engine.runner.tick()
+    finally:
+        engine.close()
+    d = stats.as_dict()
+    click.echo(f"evaluated {d['agents']} agent(s) as of {d['at']} in {d['duration_ms']} ms: "
+               f"{d['exceptions_written']} exception change(s), {d['days_written']} agent-day(s) updated")
+
+
+@cli.command()
+@config_option
+@click.option("--from", "first", required=True, help="First day (YYYY-MM-DD).")
+@click.option("--to", "last", required=True, help="Last day (YYYY-MM-DD).")
+@click.option("--at", help="Treat this ISO-8601 time as now (default now).")
+def recompute(config, first, last, at) -> None:
+    """Rebuild exceptions and adherence for a range of days from the journal.
+
+    Use it after fixing a schedule or a rule. Exceptions keep their ids and
+    approvals when they still occur.
+
+    Example: adherence recompute --from 2026-11-02 --to 2026-11-06
+    """
+    from ..timeutil import parse_date
+
+    try:
+        d1, d2 = parse_date(first), parse_date(last)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if d1 > d2:
+        raise click.BadParameter(f"--from {d1} is after --to {d2}")
+    engine = _engine_at(config, at)
+    try:
+        if engine.rules.current is None or engine.schedules.current is None:
+            raise click.ClickException("cannot recompute: " + "; ".join(engine.rules.errors + engine.schedules.errors))
+        stats = engine.runner.recompute(d1, d2)
+    finally:
+        engine.close()
+    d = stats.as_dict()
+    click.echo(f"recomputed {d1}..{d2} for {d['agents']} agent(s) in {d['duration_ms']} ms: "
+               f"{d['exceptions_written']} exception change(s), {d['days_written']} agent-day(s) written")
