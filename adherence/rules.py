@@ -308,7 +308,10 @@ def _parse_rule(item, fname, line, problems) -> Rule | None:
             )
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
-        problems.append(Problem("rule needs a `name:` (text)", fname, item.line_of("name") if "name" in item else line))
+        hint = " (quote it: YAML reads on/off/yes/no as true/false)" if isinstance(name, bool) else ""
+        problems.append(
+            Problem(f"rule needs a `name:` (text){hint}", fname, item.line_of("name") if "name" in item else line)
+        )
         name = None
     else:
         name = name.strip()
