@@ -148,7 +148,7 @@ class AgentSim:
             for spec in plan.channels
         ]
         self.activity = "Offline"
-        self.activity_at: int | None = None
+        self.activity_at: str | None = None  # ISO text of the last activity change
         self.leaving: Step | None = None  # a step waiting for tasks to finish
         self.leave_scheduled = False
         self.n_records = 0
@@ -287,13 +287,16 @@ class AgentSim:
 
     def _set_activity(self, t: int, name: str) -> None:
         self.activity = name
-        self.activity_at = t
+        self.activity_at = iso_ms(t)
         self._emit(t)
 
     # ---- tasks -------------------------------------------------------------------
 
     def _routable(self) -> bool:
         return self.activity == "Available" and self.leaving is None
+
+    def _on_voice(self) -> bool:
+        return any(ch.spec.name == "voice" and ch.held() for ch in self.channels)
 
     def _arm(self, t: int) -> None:
         """Schedule the next offer on every channel with free capacity."""
@@ -310,6 +313,11 @@ class AgentSim:
             return
         rng = self.rng
         spec = ch.spec
+        if spec.name != "voice" and self._on_voice() and rng.random() < 0.7:
+            # routing mostly holds chats back while the agent is on a call
+            ch.armed = True
+            self._at(t + int(rng.expovariate(1.0 / spec.offer_mean_s) * 1000) + 1000, self._offer, ch)
+            return
         outbound = spec.name == "voice" and rng.random() < 0.1
         direction = None if rng.random() < 0.08 else ("outbound" if outbound else "inbound")
         workflow = self.w.workflow_sids[1 if rng.random() < 0.2 else 0]
@@ -392,7 +400,7 @@ class AgentSim:
                 "sid": self.plan.sid,
                 "activity_sid": w.activity_sids[self.activity],
                 "activity_name": self.activity,
-                "date_activity_updated": None if self.activity_at is None else iso_ms(self.activity_at),
+                "date_activity_updated": self.activity_at,
             }
         channels = []
         early = self.n_records <= 3

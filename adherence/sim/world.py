@@ -176,16 +176,18 @@ def _utc_ms(local: datetime, zone: ZoneInfo) -> int:
 def _plan_shifts(rng: random.Random, start_ms: int, end_ms: int, hours: float, zone: ZoneInfo) -> list[Shift]:
     """Staggered 8h shifts: starts on the half hour, spread over the window, repeated daily.
 
-    The spread keeps many agents mid-shift at any moment: for a 10-hour
-    window shifts start over the first 5 hours; for a day or more, over 16
-    hours (some evening shifts cross midnight).
+    The spread keeps many agents mid-shift at any moment while letting whole
+    shifts fit in the window when it is long enough: for a 10-hour window
+    shifts start over the first 2 hours (everyone is on shift from the 2nd
+    to the 8th hour); for a day or more, over 16 hours (evening shifts cross
+    midnight); a short window gets starts over its first half.
     """
     first = _local(start_ms, zone)
     # first quarter hour at or after the window start
     first = first.replace(second=0, microsecond=0) + timedelta(minutes=(-first.minute) % 15)
     if first < _local(start_ms, zone):
         first += timedelta(minutes=15)
-    spread_h = min(16.0, max(hours - 8.0, hours / 2.0))
+    spread_h = min(16.0, max(hours - 8.0, min(hours / 2.0, 2.0)))
     slots = int(spread_h * 2)  # half-hour steps
     base = first + timedelta(minutes=30 * rng.randint(0, max(0, slots)))
     pattern = rng.randrange(3)  # break placement: planners stagger breaks in a few patterns
