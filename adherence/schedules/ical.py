@@ -19,6 +19,7 @@ DURATION). What this module adds:
 from __future__ import annotations
 
 import logging
+import warnings as warnings_module
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -215,11 +216,20 @@ def parse_ics_file(path: Path, file_index: int, time_off: set[str], problems: li
         data = data[3:]
     text = data.decode("utf-8", errors="replace")
     lines = _Lines(text)
-    try:
-        calendars = icalendar.Calendar.from_ical(data, multiple=True)
-    except Exception as exc:  # icalendar raises ValueError and friends on malformed text
-        problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
+    if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
+        problems.append(Problem("not an iCalendar file (expected it to start with BEGIN:VCALENDAR)", fname, 1))
         return None
+    with warnings_module.catch_warnings(record=True) as caught:
+        # icalendar warns when it guesses a zone (e.g. Lightning's /mozilla.org/.../America/New_York):
+        # the planner should hear about it, as a schedule warning rather than a Python one.
+        warnings_module.simplefilter("always")
+        try:
+            calendars = icalendar.Calendar.from_ical(data, multiple=True)
+        except Exception as exc:  # icalendar raises ValueError and friends on malformed text
+            problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
+            return None
+    for w in caught:
+        warnings.append(Problem(str(w.message), fname))
     if not calendars:
         problems.append(Problem("not a valid iCalendar file (expected BEGIN:VCALENDAR ... END:VCALENDAR)", fname, 1))
         return None
