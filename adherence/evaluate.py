@@ -375,15 +375,15 @@ def day_figures(
     logged_in = 0
     if hi > lo:
         snaps = _sorted_snapshots(timeline)
-        for idx, s in enumerate(snaps):
-            if s.at >= hi:
+        ends = [s.at for s in snaps[1:]]
+        ends.append(hi)
+        for s, end in zip(snaps, ends):
+            at = s.at
+            if at >= hi:
                 break
-            if s.activity in LOGGED_OUT:
+            if end <= lo or s.activity in LOGGED_OUT:
                 continue
-            end = snaps[idx + 1].at if idx + 1 < len(snaps) else hi
-            a, b = max(s.at, lo), min(end, hi)
-            if b > a:
-                logged_in += b - a
+            logged_in += (end if end < hi else hi) - (at if at > lo else lo)
 
     in_adh = scheduled - out
     return DayFigures(
