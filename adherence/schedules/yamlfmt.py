@@ -353,6 +353,24 @@ def _parse_day_off(ctx: _Ctx, item: Any, line: int) -> DayOffSpec | None:
     return DayOffSpec(agents, teams, dates, start, until, reason, ctx.file, line)
 
 
+_DATE_TOKEN = re.compile(r"(?<![\w-])(\d{4}-\d{1,2}-\d{1,2})(?![\w-])")
+
+
+def _bad_date_problem(path: Path, exc: ValueError) -> Problem:
+    """Find the impossible date that made PyYAML raise, and say where it is."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for i, line in enumerate(lines):
+        for token in _DATE_TOKEN.findall(line.split("#", 1)[0]):
+            try:
+                date.fromisoformat(token)
+            except ValueError:
+                return Problem(f"invalid date {token} (expected a real date as YYYY-MM-DD)", str(path), i + 1)
+    return Problem(f"invalid value: {exc}", str(path))
+
+
 def parse_yaml_file(path: Path, problems: list[Problem]) -> YamlSchedule | None:
     """Read one schedule file; append its problems; None if it could not be read at all."""
     fname = str(path)
@@ -361,6 +379,9 @@ def parse_yaml_file(path: Path, problems: list[Problem]) -> YamlSchedule | None:
         data = load_file(fname)
     except YamlSyntaxError as exc:
         problems.append(exc.problem)
+        return None
+    except ValueError as exc:  # PyYAML's own date parsing: 2026-02-30 escapes yamlfile's handling
+        problems.append(_bad_date_problem(path, exc))
         return None
     out = YamlSchedule(fname)
     if data is None:
