@@ -56,6 +56,7 @@ class Journal:
     def __init__(self, store: Store, tracker: Tracker):
         self.store = store
         self.tracker = tracker
+        self.observed_from = load_observed_from(store.reader)
 
     def reject_body(self, body: bytes, reason: str, received_ms: int, content_type: str | None, remote: str | None) -> None:
         with self.store.write() as conn:
@@ -108,6 +109,11 @@ class Journal:
                     counts.rejected += 1
                     if len(counts.errors) < 20:
                         counts.errors.append(reason)
+            if applied:
+                first = min(rec.at_ms for rec, _ in applied)
+                if self.observed_from is None or first < self.observed_from:
+                    self.observed_from = first
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(first),))
             # Apply inside the writer lock so live order == journal order (rebuild equals live).
             for rec, received_ms in applied:
                 self.tracker.apply(
@@ -123,6 +129,20 @@ class Journal:
             log.warning("rejected %d feed record(s): %s", counts.rejected, "; ".join(counts.errors[:3]),
                         extra={"event": "records_rejected"})
         return counts
+
+
+def load_observed_from(conn) -> int | None:
+    """The earliest instant the journal has ever held a record for: monitoring starts there.
+
+    Before it nobody's state is known, so no rule can hold; from it on, an
+    agent the feed has not mentioned yet is taken as not logged in. Kept in
+    ``meta`` so purging old journal rows does not move it.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = 'observed_from'").fetchone()
+    if row is not None:
+        return int(row[0])
+    row = conn.execute("SELECT MIN(at_ms) FROM journal").fetchone()
+    return row[0]
 
 
 def _dump(raw: Any) -> bytes:

@@ -53,7 +53,7 @@ class ExceptionWriter:
     def replace(self, conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, tz: ZoneInfo,
                 segments: Sequence, occurrences: Iterable, start_ms: int, store_until: int | None = None) -> None:
         sql = ("SELECT id, rule, start_ms, end_ms, severity, scheduled_activity, actual_activity, task_state, day, "
-               "agent, team, approved FROM exceptions WHERE worker_sid = ? AND (end_ms IS NULL OR end_ms >= ?)")
+               "agent, team, approved FROM exceptions WHERE worker_sid = ? AND (end_ms IS NULL OR end_ms > ?)")
         params: list = [worker_sid, start_ms]
         if store_until is not None:
             sql += " AND start_ms <= ?"

@@ -36,7 +36,7 @@ LOOKBACK_MS = DAY_MS
 MAX_STALENESS_MS = 5 * 60_000
 # Agents per write transaction, so webhooks never wait long for the writer.
 CHUNK = 400
-# Before the feed first mentions an agent, the agent is not logged in.
+# From the start of monitoring until the feed first mentions an agent, the agent is not logged in.
 ORIGIN = Snapshot(0, UNKNOWN_ACTIVITY, "none", None, True)
 
 
@@ -111,12 +111,17 @@ class Runner:
         """
         rules = self._rules()
         key, team, tz = self.agent_info(worker_sid)
+        # One millisecond earlier: an exception that *ends* exactly where the
+        # change is (a late record closing it) is re-derived and replaced too.
+        start_ms -= 1
         lo = start_ms - LOOKBACK_MS
         if from_journal or lo < self.memory_from_ms:
             timeline = journal_timeline(conn, worker_sid, lo, now_ms)
         else:
             timeline = self.engine.tracker.timeline(worker_sid, lo, now_ms)
-        timeline = [ORIGIN, *timeline]
+        origin = self.engine.journal.observed_from
+        if origin is not None and origin <= now_ms:
+            timeline = [ORIGIN._replace(at=origin), *(s for s in timeline if s.at >= origin)]
         segs = self.segments(key, lo - DAY_MS, now_ms + 2 * DAY_MS)
         result = evaluate_agent(timeline, segs, rules, team, start_ms, now_ms)
         occurrences = result.occurrences

@@ -1,0 +1,232 @@
+"""The evaluation loop end to end: webhook → tick → stored exceptions and adherence.
+
+The seed's example is pinned here, plus late records, approvals and the
+agreement of live ticking with an offline recompute.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import pytest
+
+from adherence.clock import FixedClock
+from adherence.config import load_config
+from adherence.engine import Engine
+from adherence.queries import Filters, adherence, exceptions, set_approval
+from adherence.timeutil import iso, parse_instant_ms
+from adherence.web import create_app
+
+from conftest import REPO
+
+ANN = "WK" + "a" * 32
+NATE = "WK" + "b" * 32
+ROSTER = f"""
+timezone: America/New_York
+agents:
+  ann: {{worker_sid: {ANN}, name: Ann, team: tier1}}
+  nate: {{worker_sid: {NATE}, name: Nate, team: nights}}
+shifts:
+  - agents: [ann]
+    days: [mon, tue, wed, thu, fri, sat, sun]
+    segments:
+      - 09:00-17:00 Available
+      - 12:00-12:15 Break
+  - agents: [nate]
+    days: [mon, tue, wed, thu, fri, sat, sun]
+    segments:
+      - 22:00-06:00 Available
+"""
+
+
+def T(local: str) -> int:
+    """'2026-11-24 09:40' New York time (EST, UTC-5 in late November) → epoch ms."""
+    d, t = local.split()
+    return parse_instant_ms(f"{d}T{t}:00-05:00")
+
+
+@pytest.fixture
+def mini(tmp_path):
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "roster.yaml").write_text(ROSTER)
+    shutil.copytree(REPO / "rules", tmp_path / "rules", ignore=shutil.ignore_patterns("tests"))
+    (tmp_path / "config.yaml").write_text(
+        "database: a.db\ntimezone: America/New_York\nschedules: schedules\nrules: rules\n")
+    return tmp_path
+
+
+class Center:
+    """A test harness: an engine on a fixed clock, fed through the real webhook."""
+
+    def __init__(self, folder, start: int, db: str = "a.db"):
+        self.clock = FixedClock(start)
+        self.folder = folder
+        self.engine = Engine(load_config(folder / "config.yaml", overrides={"database": db}), self.clock)
+        self.client = create_app(engine=self.engine).test_client()
+        self.n = 0
+
+    def send(self, worker: str, at: int, activity: str, task: str = "none"):
+        self.n += 1
+        channels = None
+        if task != "none":
+            status = {"active": "accepted", "wrapping": "wrapping", "reserved": "created"}[task]
+            channels = [{"task_channel_name": "voice", "reservations": [{"sid": "WR1", "status": status}]}]
+        env = {"product": "Flex", "object": "WFMWorkerChange", "version": 1, "records": [{
+            "worker": {"sid": worker, "activity_name": activity}, "channels": channels,
+            "last_processed_event_sid": f"EV{self.n:032d}", "date_last_processed_event": iso(at)}]}
+        resp = self.client.post("/webhooks/rta", json=env)
+        assert resp.status_code == 200
+
+    def tick(self, at: int):
+        self.clock.set(at)
+        return self.engine.runner.tick()
+
+    def exceptions(self, **filters):
+        filters.setdefault("agent", "ann")
+        rows, _ = exceptions(self.engine, Filters.parse(filters, allowed=filters.keys()))
+        return sorted(rows, key=lambda r: (r["start"], r["rule"]))
+
+    def day(self, worker: str, d: str) -> dict:
+        rows, _ = adherence(self.engine, Filters.parse({"date": d, "agent": worker}, allowed=["date", "agent"]))
+        assert len(rows) == 1
+        return rows[0]
+
+
+def test_offline_four_minutes_is_grace(mini):
+    c = Center(mini, T("2026-11-24 08:55"))
+    c.send(ANN, T("2026-11-24 08:58"), "Available")
+    c.send(ANN, T("2026-11-24 09:40"), "Offline")
+    c.tick(T("2026-11-24 09:43"))
+    c.send(ANN, T("2026-11-24 09:44"), "Available")
+    c.tick(T("2026-11-24 09:50"))
+    assert c.exceptions() == []
+    day = c.day(ANN, "2026-11-24")
+    assert day["out_of_adherence_seconds"] == 0 and day["adherence_percent"] == 100.0
+    assert day["scheduled_seconds"] == 50 * 60 - 15 * 0  # 09:00-09:50 elapsed
+
+
+def test_offline_six_minutes_is_one_exception_from_when_offline_began(mini):
+    c = Center(mini, T("2026-11-24 08:55"))
+    c.send(ANN, T("2026-11-24 08:58"), "Available")
+    c.send(ANN, T("2026-11-24 09:40"), "Offline")
+    c.tick(T("2026-11-24 09:44"))
+    assert c.exceptions() == []  # still within grace
+    c.tick(T("2026-11-24 09:46"))
+    (exc,) = c.exceptions()
+    assert exc["rule"] == "offline-when-scheduled-available" and exc["severity"] == "critical"
+    assert exc["start"] == iso(T("2026-11-24 09:40")) and exc["end"] is None and exc["status"] == "open"
+    assert exc["scheduled_activity"] == "Available" and exc["actual_activity"] == "Offline"
+    assert exc["agent"] == "ann" and exc["team"] == "tier1"
+    first_id = exc["id"]
+    c.tick(T("2026-11-24 09:50"))
+    (exc,) = c.exceptions(status="open")
+    assert exc["id"] == first_id and exc["duration_seconds"] == 600
+    c.send(ANN, T("2026-11-24 09:52"), "Available")
+    c.tick(T("2026-11-24 10:00"))
+    (exc,) = c.exceptions()
+    assert exc["id"] == first_id and exc["status"] == "closed" and exc["end"] == iso(T("2026-11-24 09:52"))
+    day = c.day(ANN, "2026-11-24")
+    assert day["scheduled_seconds"] == 3600 and day["out_of_adherence_seconds"] == 12 * 60
+    assert day["adherence_percent"] == round(48 / 60 * 100, 2)
+    assert day["exceptions"] == 1
+
+
+def test_no_show_is_out_of_adherence(mini):
+    """An agent the feed never mentions is not logged in: scheduled Available → exception."""
+    c = Center(mini, T("2026-11-24 08:00"))
+    c.send(NATE, T("2026-11-24 08:00"), "Offline")  # monitoring starts with the first record
+    c.tick(T("2026-11-24 09:30"))
+    (exc,) = c.exceptions(agent="ann")
+    assert exc["start"] == iso(T("2026-11-24 09:00")) and exc["actual_activity"] == "Unknown"
+
+
+def test_late_record_changes_a_past_result(mini):
+    c = Center(mini, T("2026-11-24 08:55"))
+    c.send(ANN, T("2026-11-24 08:58"), "Available")
+    c.tick(T("2026-11-24 11:00"))
+    assert c.exceptions() == []
+    # a record that Twilio delivered late: Ann was Offline 09:30-09:45
+    c.send(ANN, T("2026-11-24 09:45"), "Available")
+    c.send(ANN, T("2026-11-24 09:30"), "Offline")
+    c.tick(T("2026-11-24 11:00:15".replace(":15", "")) + 15_000)
+    (exc,) = c.exceptions()
+    assert (exc["start"], exc["end"]) == (iso(T("2026-11-24 09:30")), iso(T("2026-11-24 09:45")))
+    assert c.day(ANN, "2026-11-24")["out_of_adherence_seconds"] == 15 * 60
+
+
+def test_exception_across_midnight_on_overnight_shift_belongs_to_the_start_day(mini):
+    c = Center(mini, T("2026-11-24 21:00"))
+    c.send(NATE, T("2026-11-24 21:55"), "Available")
+    c.send(NATE, T("2026-11-24 23:50"), "Offline")
+    c.tick(T("2026-11-25 00:30"))
+    c.send(NATE, T("2026-11-25 00:20"), "Available")
+    c.tick(T("2026-11-25 06:30"))
+    (exc,) = c.exceptions(agent="nate", rule="offline-when-scheduled-available")
+    assert exc["day"] == "2026-11-24"
+    assert (exc["start"], exc["end"]) == (iso(T("2026-11-24 23:50")), iso(T("2026-11-25 00:20")))
+    day = c.day(NATE, "2026-11-24")
+    assert day["scheduled_seconds"] == 8 * 3600 and day["out_of_adherence_seconds"] == 30 * 60
+    (by_date,) = c.exceptions(date="2026-11-24", agent="nate", rule="offline-when-scheduled-available")
+    # staying Available after the shift is overtime, listed on the next day
+    (overtime,) = c.exceptions(agent="nate", rule="available-when-unscheduled")
+    assert overtime["start"] == iso(T("2026-11-25 06:00")) and overtime["day"] == "2026-11-25"
+    assert by_date["id"] == exc["id"]
+
+
+def test_approval_survives_recompute_and_changes_the_figures(mini):
+    c = Center(mini, T("2026-11-24 08:55"))
+    c.send(ANN, T("2026-11-24 08:58"), "Available")
+    c.send(ANN, T("2026-11-24 10:00"), "Offline")
+    c.send(ANN, T("2026-11-24 10:20"), "Available")
+    c.send(ANN, T("2026-11-24 12:00"), "Break")
+    c.send(ANN, T("2026-11-24 12:15"), "Available")
+    c.send(ANN, T("2026-11-24 17:00"), "Offline")
+    c.tick(T("2026-11-24 18:00"))
+    (exc,) = c.exceptions()
+    before = c.day(ANN, "2026-11-24")
+    assert before["out_of_adherence_seconds"] == 1200 and before["approved_seconds"] == 0
+    set_approval(c.engine, exc["id"], True, by="sam", note="doctor's appointment")
+    after = c.day(ANN, "2026-11-24")
+    assert after["out_of_adherence_seconds"] == 0 and after["approved_seconds"] == 1200
+    assert after["adherence_percent"] == 100.0
+    c.engine.runner.recompute(date(2026, 11, 24), date(2026, 11, 24))
+    (again,) = c.exceptions()
+    assert again["id"] == exc["id"] and again["approved"] and again["note"] == "doctor's appointment"
+    assert again["approved_by"] == "sam"
+    assert c.day(ANN, "2026-11-24") == after
+    set_approval(c.engine, exc["id"], False)
+    assert c.day(ANN, "2026-11-24")["out_of_adherence_seconds"] == 1200
+
+
+def test_live_ticks_equal_recompute(mini):
+    c = Center(mini, T("2026-11-24 08:00"))
+    events = [("08:58", "Available", "none"), ("09:30", "Available", "active"), ("10:01", "Offline", "none"),
+              ("10:09", "Available", "none"), ("12:03", "Break", "none"), ("12:22", "Available", "none"),
+              ("13:00", "Unavailable", "none"), ("13:07", "Unavailable", "wrapping"), ("13:10", "Available", "none"),
+              ("17:05", "Offline", "none")]
+    ticks = ["09:00", "10:05", "10:07", "10:20", "12:20", "13:30", "17:30"]
+    ei = 0
+    for tk in ticks:
+        while ei < len(events) and T(f"2026-11-24 {events[ei][0]}") <= T(f"2026-11-24 {tk}"):
+            c.send(ANN, T(f"2026-11-24 {events[ei][0]}"), events[ei][1], events[ei][2])
+            ei += 1
+        c.tick(T(f"2026-11-24 {tk}"))
+    live_exc = [(e["rule"], e["start"], e["end"]) for e in c.exceptions(agent="ann")]
+    live_day = c.day(ANN, "2026-11-24")
+    assert live_exc  # this day has exceptions
+    # an offline recompute on a copy of the journal only
+    import sqlite3
+
+    dst = sqlite3.connect(mini / "b.db")
+    c.engine.store.reader.backup(dst)
+    dst.close()
+    other = Center(mini, T("2026-11-24 17:30"), db="b.db")
+    other.engine.store.reader.execute("SELECT 1")
+    with other.engine.store.write() as conn:
+        conn.execute("DELETE FROM exceptions")
+        conn.execute("DELETE FROM adherence")
+    other.engine.runner.recompute(date(2026, 11, 24), date(2026, 11, 24))
+    assert [(e["rule"], e["start"], e["end"]) for e in other.exceptions(agent="ann")] == live_exc
+    rec_day = other.day(ANN, "2026-11-24")
+    assert {k: v for k, v in rec_day.items() if k != "as_of"} == {k: v for k, v in live_day.items() if k != "as_of"}
