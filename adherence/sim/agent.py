@@ -130,6 +130,7 @@ class Step:
     activity: str = "Available"
     duration: int = 0  # for "away": how long before returning to Available
     via_unavailable: int = 0  # for "login": ms spent Unavailable before going Available
+    lead: int = 0  # stop taking new tasks this long before ``at``, to leave on time
 
 
 class AgentSim:
@@ -191,7 +192,7 @@ class AgentSim:
                     act = "Lunch" if rng.random() < 0.8 else "Break"
                 elif act == "Meeting":
                     act = "Meeting" if rng.random() < 0.6 else "Unavailable"
-                steps.append(Step(a + delay, "away", act, int(length)))
+                steps.append(Step(a + delay, "away", act, int(length), lead=self._lead()))
             # unscheduled spells during Available time
             hours = (sh.end_ms - sh.start_ms) / 3_600_000
             for _ in range(_poisson(rng, 0.2 * hours)):
@@ -206,9 +207,14 @@ class AgentSim:
             early = int(_clip(rng.gauss(90, 120), -60, 600) * 1000) if y < 0.75 else (
                 -rng.randint(5 * 60, 25 * 60) * 1000 if y < 0.9 else rng.randint(5 * 60, 15 * 60) * 1000
             )
-            steps.append(Step(sh.end_ms + early, "logout", "Offline"))
+            steps.append(Step(sh.end_ms + early, "logout", "Offline", lead=self._lead()))
         steps.sort(key=lambda s: s.at)
         return steps
+
+    def _lead(self) -> int:
+        """How long before a planned break the agent stops taking new tasks (chats last longer)."""
+        chat = any(ch.spec.name != "voice" for ch in self.channels)
+        return self.rng.randint(3 * 60, 10 * 60) * 1000 if chat else self.rng.randint(0, 3 * 60) * 1000
 
     # ---- event loop ----------------------------------------------------------------
 
@@ -250,10 +256,16 @@ class AgentSim:
 
     def _step_due(self, t: int, i: int) -> None:
         step = self.steps[i]
-        if step.kind != "login" and self._blocking(step):
-            self.leaving = step  # no new offers; go once the current customers are done
+        if step.kind == "login":
+            self._start(t, step)
             return
-        self._start(t, step)
+        self.leaving = step  # no new offers; go once the current customers are done
+        if not self._blocking(step):
+            self._leave_at(max(t, step.at))
+
+    def _leave_at(self, t: int) -> None:
+        self.leave_scheduled = True
+        self._at(t, self._start_leaving)
 
     def _start(self, t: int, step: Step) -> None:
         self.leaving = None
@@ -283,7 +295,8 @@ class AgentSim:
     def _next_step(self, t: int) -> None:
         self.step_idx += 1
         if self.step_idx < len(self.steps):
-            self._at(max(self.steps[self.step_idx].at, t + 1000), self._step_due, self.step_idx)
+            step = self.steps[self.step_idx]
+            self._at(max(step.at - step.lead, t + 1000), self._step_due, self.step_idx)
 
     def _set_activity(self, t: int, name: str) -> None:
         self.activity = name
@@ -326,8 +339,8 @@ class AgentSim:
             res.status = "created"  # as in the published example
         ch.res.append(res)
         self._plan_reservation(t, res, spec, outbound)
-        first_at = res.plan[0][0]
-        if not (rng.random() < P_FOLD_CREATED and first_at - t < 3000):
+        first_at, first_status, _ = res.plan[0]
+        if not (first_status == "accepted" and first_at - t < 3000 and rng.random() < P_FOLD_CREATED):
             self._emit(t)
         self._at(first_at, self._res_step, (ch, res))
         self._arm(t)
@@ -371,8 +384,7 @@ class AgentSim:
             self._at(res.plan[0][0], self._res_step, arg)
         if self.leaving is not None:
             if not self.leave_scheduled and not self._blocking(self.leaving):
-                self.leave_scheduled = True
-                self._at(t + self.rng.randint(1000, 15000), self._start_leaving)
+                self._leave_at(max(self.leaving.at, t + self.rng.randint(1000, 15000)))
         elif status in _TERMINAL:
             self._arm(t)  # capacity freed
 
