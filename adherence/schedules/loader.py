@@ -189,10 +189,10 @@ def _attach(ics: IcsFile, owned_by: list[str], specs, by_email, plans, agents, a
         if not keys:
             ev = group[0]
             named = sorted({e for g in group for e in g.attendees})
-            got = ", ".join(f"mailto:{e}" for e in named) if named else "no ATTENDEE"
+            got = (", ".join(f"mailto:{e}" for e in named) + " match no roster email") if named else "no ATTENDEE"
             problems.append(Problem(
-                f"event {ev.summary!r}: unknown agent ({got}; expected an ATTENDEE:mailto: email from the roster, "
-                "or name this calendar in a roster entry's calendar:)", ev.file, ev.line))
+                f"event {ev.summary!r}: unknown agent: {got} (expected an ATTENDEE:mailto: email of a roster "
+                "agent, or name this calendar in a roster entry's calendar:)", ev.file, ev.line))
             continue
         for key in keys:
             mine.setdefault(key, []).extend(group)
@@ -201,29 +201,35 @@ def _attach(ics: IcsFile, owned_by: list[str], specs, by_email, plans, agents, a
 
 
 def schedule_source(config) -> Reloadable:
-    """A hot-reloading Schedule for ``config`` (keeps the last good one on a broken edit)."""
+    """A hot-reloading Schedule for ``config`` (keeps the last good one on a broken edit).
+
+    Watches the schedules folder, plus any calendar a roster entry names
+    outside it (known once a load has read the roster).
+    """
     folder = Path(config.schedules)
-    holder: list[Reloadable] = []
+    outside: list[Path] = []
 
     def loader() -> Schedule:
-        return load_schedules(folder, config.timezone, config.time_off)
+        schedule = load_schedules(folder, config.timezone, config.time_off)
+        outside[:] = [Path(f) for f in schedule.files if not _inside(Path(f), folder)]
+        return schedule
 
     def fingerprint() -> tuple:
-        fp = folder_fingerprint(folder, PATTERNS)
-        current = holder[0].current if holder else None
-        if current is not None:  # calendars a roster names outside the folder
-            extra = []
-            for f in current.files:
-                p = Path(f)
-                if folder not in p.parents:
-                    try:
-                        st = p.stat()
-                        extra.append((f, st.st_mtime_ns, st.st_size))
-                    except OSError:
-                        extra.append((f, None, None))
-            fp = fp + tuple(extra)
-        return fp
+        extra = []
+        for p in outside:
+            try:
+                st = p.stat()
+                extra.append((str(p), st.st_mtime_ns, st.st_size))
+            except OSError:
+                extra.append((str(p), None, None))
+        return folder_fingerprint(folder, PATTERNS) + tuple(extra)
 
-    source = Reloadable("schedules", loader, fingerprint)
-    holder.append(source)
-    return source
+    return Reloadable("schedules", loader, fingerprint)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
