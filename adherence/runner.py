@@ -137,9 +137,17 @@ class Runner:
         if day_range is not None:
             first, last = max(first, day_range[0]), min(last, day_range[1])
             d = first
+        if origin is None:
+            last = first - timedelta(days=1)  # nothing observed yet: no day has figures
+        else:
+            # scheduled time before monitoring began is not counted: nobody knows what happened
+            segs = [s if s.start >= origin else s._replace(start=origin) for s in segs if s.end > origin]
         while d <= last:
             seg_around = [s for s in segs if d - timedelta(days=1) <= s.day <= d + timedelta(days=1)]
             w0, w1 = day_window(d, tz, seg_around)
+            if origin is not None and w1 <= origin:
+                d += timedelta(days=1)
+                continue
             if w1 >= start_ms and w0 <= now_ms:
                 day_segs = [s for s in seg_around if s.day == d]
                 intervals = writer.intervals(conn, worker_sid, w0, w1)

@@ -1,0 +1,71 @@
+"""``adherence report``: exceptions and adherence from the command line."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import click
+
+from ..errors import AdherenceError
+from ..queries import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS, Filters, csv_lines, iter_adherence, iter_exceptions
+from . import cli
+from .common import config_option, fail, format_option, print_json, print_table
+
+
+def read_context(config):
+    """What the read queries need, without loading live state: store, schedules, clock."""
+    from ..clock import SystemClock
+    from ..schedules import schedule_source
+    from ..store import Store
+
+    schedules = schedule_source(config)
+    schedules.check()
+    return SimpleNamespace(store=Store(config.database), schedules=schedules, clock=SystemClock(), config=config)
+
+
+@cli.command()
+@config_option
+@click.argument("what", type=click.Choice(["exceptions", "adherence"]))
+@click.option("--date", help="One day (YYYY-MM-DD).")
+@click.option("--from", "first", help="First day (YYYY-MM-DD).")
+@click.option("--to", "last", help="Last day (YYYY-MM-DD).")
+@click.option("--team", help="Only this team.")
+@click.option("--agent", help="Only this agent (roster key or worker SID).")
+@click.option("--rule", help="Exceptions of this rule only.")
+@click.option("--severity", type=click.Choice(["info", "warning", "critical"]), help="Exceptions of this severity only.")
+@click.option("--status", type=click.Choice(["open", "closed"]), help="Open or closed exceptions only.")
+@format_option()
+def report(config, what, date, first, last, team, agent, rule, severity, status, fmt) -> None:
+    """Print exceptions or per-agent-per-day adherence as a table, CSV or JSON.
+
+    The CSV columns are the same as the API's (see README, "CSV columns").
+
+    Example: adherence report adherence --date 2026-11-25 --team tier1 --format csv > tier1.csv
+    """
+    args = {"date": date, "from": first, "to": last, "team": team, "agent": agent}
+    if what == "exceptions":
+        args.update(rule=rule, severity=severity, status=status)
+    elif rule or severity or status:
+        raise click.UsageError("--rule, --severity and --status apply to exceptions only")
+    ctx = read_context(config)
+    try:
+        filters = Filters.parse(args, allowed=args.keys())
+        rows = iter_exceptions(ctx, filters) if what == "exceptions" else iter_adherence(ctx, filters)
+        columns = EXCEPTION_COLUMNS if what == "exceptions" else ADHERENCE_COLUMNS
+        if fmt == "csv":
+            for line in csv_lines(rows, columns):
+                sys.stdout.write(line)
+        elif fmt == "json":
+            print_json(list(rows))
+        else:
+            rows = list(rows)
+            if not rows:
+                click.echo(f"no {what} match")
+                return
+            shown = columns if what == "adherence" else [c for c in columns if c not in ("worker_sid", "note")]
+            print_table(rows, shown)
+    except AdherenceError as exc:
+        raise fail(exc) from None
+    finally:
+        ctx.store.close()
