@@ -540,3 +540,13 @@ def test_events_can_be_iterated_again_with_the_same_result():
     first = [(d, json.dumps(e)) for d, e in sim.events()]
     assert first == [(d, json.dumps(e)) for d, e in sim.events()]
     assert "timezone: America/New_York" in sim.roster_yaml()
+
+
+def test_fast_encoder_writes_exactly_what_json_would(run):
+    from adherence.sim.agent import encode_envelope
+
+    lines = (run["out"] / "feed.jsonl").read_text().splitlines()
+    envelopes = [env for _, env in run["sim"].events()]
+    assert len(lines) == len(envelopes)
+    for line, env in zip(lines, envelopes):
+        assert line == encode_envelope(env) == json.dumps(env, separators=(",", ":"))

@@ -125,6 +125,7 @@ def simulate(agents, hours, seed, start, tz, out, post_url, rate, concurrency, t
             concurrency=concurrency,
             timeout=timeout,
             limit=limit,
+            fast=True,
         )
         click.echo(summary.text())
         if summary.failed or summary.interrupted:

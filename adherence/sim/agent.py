@@ -22,6 +22,7 @@ imperfections (latency, a few late deliveries, ~1% duplicates).
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import random
 from collections import deque
@@ -81,21 +82,72 @@ class Reservation:
         """The reservation as the feed shows it (cached until it changes; treat as read-only)."""
         if self._d is None:
             upd = iso_ms(self.updated)
-            d = {
-                "sid": self.sid,
-                "status": self.status,
-                "workflow_sid": self.workflow_sid,
-                "task_sid": self.task_sid,
-                "task_queue_sid": self.queue_sid,
-                "task_assignment_status": self.tas,
-                "date_created": iso_ms(self.created),
-                "date_updated": upd,
-                "date_reservation_status_updated": upd,
-            }
+            d = ResDict(
+                sid=self.sid,
+                status=self.status,
+                workflow_sid=self.workflow_sid,
+                task_sid=self.task_sid,
+                task_queue_sid=self.queue_sid,
+                task_assignment_status=self.tas,
+                date_created=iso_ms(self.created),
+                date_updated=upd,
+                date_reservation_status_updated=upd,
+            )
             if self.direction is not None:
                 d["direction"] = self.direction
+            d.json = _ENCODE(d)
             self._d = d
         return self._d
+
+
+class ResDict(dict):
+    """A reservation dict that carries its own compact JSON (reservations repeat in many records)."""
+
+    __slots__ = ("json",)
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _js(v) -> str:
+    # only for the simulator's own values: SIDs, ISO times, activity names (no characters to escape)
+    return "null" if v is None else f'"{v}"'
+
+
+def encode_record(r: dict) -> str:
+    """A record built by this module → exactly ``json.dumps(r, separators=(",", ":"))``, but faster."""
+    w = r["worker"]
+    chans = r["channels"]
+    if chans is None:
+        cj = "null"
+    else:
+        out = []
+        for c in chans:
+            res = c["reservations"]
+            rj = "null" if res is None else "[" + ",".join(x.json for x in res) + "]"
+            out.append(
+                f'{{"reservations":{rj},"worker_channel_sid":{_js(c["worker_channel_sid"])},'
+                f'"task_channel_sid":"{c["task_channel_sid"]}","task_channel_name":"{c["task_channel_name"]}",'
+                f'"available":{c["available"]},"available_capacity":{c["available_capacity"]},'
+                f'"capacity":{c["capacity"]},"date_capacity_updated":{_js(c["date_capacity_updated"])}}}'
+            )
+        cj = "[" + ",".join(out) + "]"
+    return (
+        f'{{"worker":{{"sid":"{w["sid"]}","activity_sid":{_js(w["activity_sid"])},'
+        f'"activity_name":{_js(w["activity_name"])},"date_activity_updated":{_js(w["date_activity_updated"])}}},'
+        f'"channels":{cj},"account_sid":"{r["account_sid"]}","workspace_sid":"{r["workspace_sid"]}",'
+        f'"last_processed_event_sid":"{r["last_processed_event_sid"]}",'
+        f'"date_last_processed_event":"{r["date_last_processed_event"]}"}}'
+    )
+
+
+def encode_envelope(env: dict) -> str:
+    """An envelope from ``Simulation.events()`` → its compact JSON (same text as ``json.dumps``)."""
+    return (
+        '{"product":"Flex","object":"WFMWorkerChange","version":1,"records":['
+        + ",".join(encode_record(r) for r in env["records"])
+        + "]}"
+    )
 
 
 class Channel:
