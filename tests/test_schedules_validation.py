@@ -54,7 +54,7 @@ ROSTER = f"agents:\n  alice:\n    worker_sid: {ALICE}\n    email: alice@example.
     (ROSTER + "    calendar: missing.ics\n", 5, "calendar file 'missing.ics' not found"),
     (ROSTER + "shifts:\n  - agents: [alice]\n    days: [mon]\n", 6, "segments are required"),
     (ROSTER + "shifts:\n  - agents: [alice]\n    segments: ['09:00-10:00 A']\n", 6, "expected days"),
-    (ROSTER + "days_off:\n  - agents: [alice]\n    dates: [2026-11-31]\n", 8, "invalid date 2026-11-31"),
+    (ROSTER + "days_off:\n  - agents: [alice]\n    dates: [2026-11-31]\n", 7, "invalid date 2026-11-31"),
     (ROSTER + "shifts:\n  - teams: [tier9]\n    days: [mon]\n    segments: ['09:00-10:00 A']\n",
      6, "unknown team 'tier9'"),
     ("agents: [alice]\n", 1, "agents: expected a mapping"),
