@@ -203,9 +203,12 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
     return ok
 
 
-def parse_ics_file(path: Path, file_index: int, time_off: set[str], problems: list[Problem],
+def parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], problems: list[Problem],
                    warnings: list[Problem]) -> IcsFile | None:
-    """Read one .ics file; append problems and warnings. None if unusable."""
+    """Read one .ics file; append problems and warnings. None if unusable.
+
+    ``time_off`` maps lower-case time-off names to their names as configured.
+    """
     fname = str(path)
     try:
         data = path.read_bytes()
@@ -276,7 +279,7 @@ def parse_ics_file(path: Path, file_index: int, time_off: set[str], problems: li
         if all_day and not is_off and str(ev.get("STATUS", "")).upper() != "CANCELLED":
             warnings.append(Problem(
                 f"all-day event {summary!r} ignored: all-day events count only as time off "
-                f"(one of: {', '.join(sorted(time_off))})", fname, line))
+                f"(one of: {', '.join(sorted(time_off.values()))})", fname, line))
         out.events.append(item)
     for uid, group in out.groups().items():
         _check_group(group, fname, problems)

@@ -47,7 +47,7 @@ def load_schedules(folder: Path, default_tz: str, time_off: Iterable[str] = DEFA
     if not folder.is_dir():
         raise ScheduleError(problems=[Problem("schedules folder not found (see 'schedules:' in config.yaml)",
                                               str(folder))])
-    off_names = {str(n).strip().lower() for n in time_off}
+    off_names = {str(n).strip().lower(): str(n).strip() for n in time_off}
     files = _files(folder)
     if not files:
         warnings.append(Problem("no schedule files (*.yaml, *.yml, *.ics): nobody is scheduled", str(folder)))
