@@ -202,6 +202,37 @@ def adherence_by_team(engine, f: Filters) -> list[dict]:
     return out
 
 
+def open_exceptions(engine, worker_sids: Iterable[str] | None = None) -> dict[str, list[dict]]:
+    """Open exceptions per worker SID, longest running first (for the live board)."""
+    sql = "SELECT * FROM exceptions WHERE end_ms IS NULL"
+    params: list = []
+    if worker_sids is not None:
+        sids = list(worker_sids)
+        if not sids:
+            return {}
+        sql += f" AND worker_sid IN ({','.join('?' * len(sids))})"
+        params = sids
+    now = engine.clock.now_ms()
+    out: dict[str, list[dict]] = {}
+    for r in engine.store.reader.execute(sql + " ORDER BY start_ms, id", params):
+        out.setdefault(r["worker_sid"], []).append(exception_row(r, now))
+    return out
+
+
+def adherence_days(engine, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Adherence rows for given (worker SID, ISO day) pairs, keyed by the pair (for the live board)."""
+    pairs = list(pairs)
+    out: dict[tuple[str, str], dict] = {}
+    conn = engine.store.reader
+    for i in range(0, len(pairs), 400):
+        chunk = pairs[i : i + 400]
+        where = " OR ".join(["(worker_sid = ? AND day = ?)"] * len(chunk))
+        params = [v for pair in chunk for v in pair]
+        for r in conn.execute(f"SELECT * FROM adherence WHERE {where}", params):
+            out[(r["worker_sid"], r["day"])] = adherence_row(r)
+    return out
+
+
 def get_exception(engine, exc_id: int) -> dict:
     r = engine.store.reader.execute("SELECT * FROM exceptions WHERE id = ?", (exc_id,)).fetchone()
     if r is None:

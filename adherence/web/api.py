@@ -1,0 +1,461 @@
+"""``/api``: the read paths (JSON, or streamed CSV) and approvals.
+
+One view per resource serves JSON and CSV, chosen by ``format=csv|json`` or
+by ``Accept: text/csv`` (Datasette's way). JSON lists are paginated with
+``limit``/``offset`` and carry ``total`` and a ``next`` link; CSV streams
+every matching row. Filters are validated by ``queries.Filters`` so the API
+and the CLI reports accept and refuse exactly the same things. Every error
+is the one JSON error shape, 4xx with a message that says what to fix.
+
+Access: when ``auth.api_token`` is set, every ``/api`` request needs
+``Authorization: Bearer <token>`` or the board's session cookie (see
+``session_value``). The token itself is never logged or put in a cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any, Callable, Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from ..auth import check_bearer, constant_time_equal
+from ..errors import NotFound
+from ..metrics import METRICS
+from ..queries import (
+    ADHERENCE_COLUMNS,
+    EXCEPTION_COLUMNS,
+    FilterError,
+    Filters,
+    adherence,
+    adherence_by_team,
+    adherence_days,
+    csv_lines,
+    exceptions,
+    get_exception,
+    iter_adherence,
+    iter_exceptions,
+    open_exceptions,
+    set_approval,
+)
+from ..timeutil import iso, local_date, zone
+from . import error_response
+
+bp = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+AGENTS_DEFAULT_LIMIT = 1000
+AGENTS_MAX_LIMIT = 5000
+MAX_NOTE = 2000
+MAX_BY = 200
+
+TEAM_COLUMNS = [
+    "date", "team", "agents", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds",
+    "approved_seconds", "adherence_percent", "conformance_percent", "exceptions",
+]
+EXCEPTION_FILTERS = ("date", "from", "to", "agent", "team", "rule", "severity", "status", "approved")
+ADHERENCE_FILTERS = ("date", "from", "to", "team", "agent")
+AGENT_FILTERS = ("team", "agent", "out_of_adherence")
+PAGING = ("limit", "offset", "format")
+
+# -- access ----------------------------------------------------------------------
+
+SESSION_COOKIE = "adherence_session"
+SESSION_DAYS = 30
+_SESSION_CONTEXT = b"adherence board session v1|"
+
+
+def _session_mac(token: str, expires: int) -> str:
+    return hmac.new(token.encode("utf-8"), _SESSION_CONTEXT + str(expires).encode(), hashlib.sha256).hexdigest()
+
+
+def session_value(token: str, now_s: int | None = None) -> tuple[str, int]:
+    """A board session cookie value and its max age: ``v1.<expires>.<HMAC(token, expires)>``.
+
+    Derived from the token, never the token itself; rotating the token ends every session.
+    """
+    max_age = SESSION_DAYS * 86_400
+    expires = int(now_s if now_s is not None else time.time()) + max_age
+    return f"v1.{expires}.{_session_mac(token, expires)}", max_age
+
+
+def session_valid(value: str | None, token: str, now_s: int | None = None) -> bool:
+    if not value:
+        return False
+    parts = value.split(".")
+    if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit() or len(parts[1]) > 12:
+        return False
+    expires = int(parts[1])
+    mac_ok = constant_time_equal(_session_mac(token, expires), parts[2])
+    return mac_ok and expires > int(now_s if now_s is not None else time.time())
+
+
+def authorized() -> bool:
+    """True when no API token is configured, or the request carries it (Bearer) or a valid session cookie."""
+    token = current_app.extensions["adherence"].config.api_token
+    if not token:
+        return True
+    bearer = check_bearer(request.headers.get("Authorization"), token)
+    cookie = session_valid(request.cookies.get(SESSION_COOKIE), token)
+    return bearer or cookie
+
+
+def note_auth_failure(surface: str) -> None:
+    METRICS.inc("adherence_auth_failures_total", surface=surface)
+    log.warning("%s request refused: not authenticated", surface,
+                extra={"event": "api_auth_failed", "remote": request.remote_addr, "path": request.path})
+
+
+# ``/openapi.json`` describes the API and holds no data: public, like /health.
+PUBLIC_ENDPOINTS = {"api.openapi"}
+
+
+@bp.before_request
+def _require_token():
+    if request.endpoint in PUBLIC_ENDPOINTS or authorized():
+        return None
+    note_auth_failure("api")
+    header = request.headers.get("Authorization")
+    if header:
+        challenge = 'Bearer realm="adherence", error="invalid_token"'
+        message = "invalid credentials: the bearer token is not the configured API token"
+    else:
+        challenge = 'Bearer realm="adherence"'
+        message = "authentication required: send Authorization: Bearer <token> (auth.api_token)"
+    return error_response(401, message, headers={"WWW-Authenticate": challenge})
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """A request parameter or body is invalid (400 unless told otherwise)."""
+
+    def __init__(self, message: str, errors: list[str] | None = None, status: int = 400):
+        super().__init__(message)
+        self.errors = errors
+        self.status = status
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest):
+    return error_response(exc.status, str(exc), exc.errors)
+
+
+@bp.errorhandler(FilterError)
+def _bad_filter(exc: FilterError):
+    return error_response(400, str(exc), str(exc).split("; "))
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound):
+    # an unknown agent in a filter is a bad parameter; an unknown id in the path is 404
+    status = 404 if request.view_args and "exc_id" in request.view_args else 400
+    return error_response(status, str(exc))
+
+
+def _engine():
+    return current_app.extensions["adherence"]
+
+
+def _args() -> dict[str, str]:
+    """Query arguments; a repeated argument is an error rather than silently one of its values."""
+    repeated = sorted(k for k in request.args if len(request.args.getlist(k)) > 1)
+    if repeated:
+        raise BadRequest("each filter may be given once; repeated: " + ", ".join(repeated))
+    return {k: request.args[k] for k in request.args}
+
+
+def _int_arg(args: dict, name: str, default: int, lo: int, hi: int | None) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise BadRequest(f"{name}: expected {bounds}, got {value}")
+    return value
+
+
+def _paging(args: dict, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> tuple[int, int]:
+    return _int_arg(args, "limit", default, 1, maximum), _int_arg(args, "offset", 0, 0, None)
+
+
+def _wants_csv(args: dict, csv_ok: bool = True) -> bool:
+    fmt = args.get("format")
+    if fmt:
+        choices = ("json", "csv") if csv_ok else ("json",)
+        if fmt not in choices:
+            raise BadRequest(f"format: expected {' or '.join(choices)}, got {fmt!r}")
+        return fmt == "csv"
+    if not csv_ok:
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv"
+
+
+def _filters(args: dict, allowed: tuple[str, ...]) -> Filters:
+    return Filters.parse({k: v for k, v in args.items() if k not in PAGING and k != "group"}, allowed=allowed)
+
+
+def _check_unknown(args: dict, allowed: tuple[str, ...]) -> None:
+    extra = sorted(set(args) - set(allowed) - set(PAGING))
+    if extra:
+        raise FilterError("; ".join(
+            f"unknown filter {k!r} (expected one of: {', '.join(sorted({*allowed, *PAGING}))})" for k in extra), None)
+
+
+def _next_link(offset: int, limit: int, count: int, total: int) -> str | None:
+    if offset + count >= total:
+        return None
+    args = request.args.to_dict()
+    args.update(offset=str(offset + limit), limit=str(limit))
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def _page(key: str, rows: list, total: int, limit: int, offset: int, **extra) -> Response:
+    return jsonify({
+        "ok": True,
+        **extra,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next": _next_link(offset, limit, len(rows), total),
+        key: rows,
+    })
+
+
+def _csv(name: str, rows: Iterator[dict], columns: list[str]) -> Response:
+    resp = Response(csv_lines(rows, columns), mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return resp
+
+
+def _suffix(f: Filters) -> str:
+    if f.date:
+        return f"-{f.date.isoformat()}"
+    if f.start or f.end:
+        return f"-{f.start or ''}_{f.end or ''}"
+    return ""
+
+
+# -- views -----------------------------------------------------------------------
+
+
+@bp.get("/api/exceptions")
+def list_exceptions():
+    engine = _engine()
+    args = _args()
+    _check_unknown(args, EXCEPTION_FILTERS)
+    as_csv = _wants_csv(args)
+    limit, offset = _paging(args)
+    f = _filters(args, EXCEPTION_FILTERS)
+    if as_csv:
+        exceptions(engine, f, limit=0)  # resolves the agent now: an unknown one is a 400, not a broken stream
+        return _csv("exceptions" + _suffix(f), iter_exceptions(engine, f), EXCEPTION_COLUMNS)
+    rows, total = exceptions(engine, f, limit=limit, offset=offset)
+    return _page("exceptions", rows, total, limit, offset, now=iso(engine.clock.now_ms()))
+
+
+def _exception_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"no exception with id {raw!r} (ids are positive whole numbers)", status=404)
+    return int(raw)
+
+
+@bp.get("/api/exceptions/<exc_id>")
+def one_exception(exc_id: str):
+    return jsonify({"ok": True, "exception": get_exception(_engine(), _exception_id(exc_id))})
+
+
+@bp.get("/api/adherence")
+def list_adherence():
+    engine = _engine()
+    args = _args()
+    _check_unknown(args, (*ADHERENCE_FILTERS, "group"))
+    group = args.get("group") or "agent"
+    if group not in ("agent", "team"):
+        raise BadRequest(f"group: expected agent or team, got {group!r}")
+    as_csv = _wants_csv(args)
+    limit, offset = _paging(args)
+    f = _filters(args, ADHERENCE_FILTERS)
+    if group == "team":
+        rows = adherence_by_team(engine, f)
+        if as_csv:
+            return _csv("adherence-by-team" + _suffix(f), iter(rows), TEAM_COLUMNS)
+        return _page("adherence", rows[offset : offset + limit], len(rows), limit, offset, group="team")
+    if as_csv:
+        adherence(engine, f, limit=0)
+        return _csv("adherence" + _suffix(f), iter_adherence(engine, f), ADHERENCE_COLUMNS)
+    rows, total = adherence(engine, f, limit=limit, offset=offset)
+    return _page("adherence", rows, total, limit, offset, group="agent")
+
+
+def _approval_body(required_by: bool) -> dict[str, Any]:
+    """The JSON body of an approval: ``{"note": "...", "by": "..."}``; strict."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required_by:
+            raise BadRequest('expected a JSON body like {"note": "...", "by": "..."}')
+        return {}
+    if not request.is_json:
+        raise BadRequest(f"expected Content-Type: application/json, got {request.mimetype or 'none'!r}", status=415)
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequest('expected a JSON object like {"note": "...", "by": "..."}')
+    errors = [f"unknown field {k!r} (expected note, by)" for k in body if k not in ("note", "by")]
+    for key, limit in (("note", MAX_NOTE), ("by", MAX_BY)):
+        v = body.get(key)
+        if v is not None and not isinstance(v, str):
+            errors.append(f"{key}: expected text, got {type(v).__name__}")
+        elif isinstance(v, str) and len(v) > limit:
+            errors.append(f"{key}: at most {limit} characters")
+    if required_by and not (isinstance(body.get("by"), str) and body["by"].strip()):
+        errors.append("by: who approves is required (a name)")
+    if errors:
+        raise BadRequest("; ".join(errors), errors)
+    return {k: (v.strip() or None) if isinstance(v, str) else None for k, v in body.items()}
+
+
+def _approval(raw_id: str, approved: bool):
+    engine = _engine()
+    exc_id = _exception_id(raw_id)
+    body = _approval_body(required_by=approved)
+    get_exception(engine, exc_id)  # 404 before anything changes
+    row = set_approval(engine, exc_id, approved, by=body.get("by"), note=body.get("note"))
+    log.info("exception %s %s", exc_id, "approved" if approved else "approval withdrawn",
+             extra={"event": "approval", "exception": exc_id, "approved": approved, "by": body.get("by")})
+    return jsonify({"ok": True, "exception": row})
+
+
+@bp.post("/api/exceptions/<exc_id>/approve")
+def approve(exc_id: str):
+    return _approval(exc_id, True)
+
+
+@bp.delete("/api/exceptions/<exc_id>/approve")
+@bp.post("/api/exceptions/<exc_id>/unapprove")
+def unapprove(exc_id: str):
+    return _approval(exc_id, False)
+
+
+# -- the live board's data -------------------------------------------------------
+
+
+def _channels(channels: tuple) -> list[dict]:
+    out = []
+    for ch in channels or ():
+        name, available, free, capacity, task, reservations = (*ch, None, None, None, None, None, None)[:6]
+        out.append({"name": name, "available": None if available is None else bool(available),
+                    "available_capacity": free, "capacity": capacity, "task_state": task,
+                    "reservations": reservations or 0})
+    return out
+
+
+def agents_now(engine) -> tuple[list[dict], str]:
+    """Every roster agent and every worker seen in the feed, as the board shows them now."""
+    now = engine.clock.now_ms()
+    sched = engine.schedules.current
+    current = engine.tracker.all_current()
+    sids: dict[str, None] = {}
+    if sched is not None:
+        for a in sched.agents.values():
+            sids[a.worker_sid] = None
+    for sid in current:
+        sids.setdefault(sid, None)
+    info: dict[str, tuple] = {}
+    for sid in sids:
+        key, team, tz = engine.runner.agent_info(sid)
+        info[sid] = (key, team, tz, local_date(now, tz).isoformat())
+    today = adherence_days(engine, [(sid, i[3]) for sid, i in info.items()])
+    opened = open_exceptions(engine, sids)
+    rows = []
+    for sid in sids:
+        key, team, tz, day = info[sid]
+        agent = sched.agent(sid) if sched is not None else None
+        cur = current.get(sid)
+        seg = sched.at(key, now) if agent is not None else None
+        open_rows = sorted(opened.get(sid, []), key=lambda e: e["start"])
+        fig = today.get((sid, day))
+        rows.append({
+            "agent": key,
+            "name": (agent.name if agent else None) or key,
+            "worker_sid": sid,
+            "team": team,
+            "timezone": str(tz.key),
+            "in_roster": agent is not None,
+            "seen": cur is not None,
+            "activity": cur.snapshot.activity if cur else None,
+            "task_state": cur.snapshot.task if cur else None,
+            "channels": _channels(cur.channels) if cur else [],
+            "since": iso(cur.since_ms) if cur else None,
+            "seconds_in_state": max(0, (now - cur.since_ms) // 1000) if cur else None,
+            "last_record_at": iso(cur.snapshot.at) if cur else None,
+            "scheduled_activity": seg.activity if seg else None,
+            "scheduled_until": iso(seg.end) if seg else None,
+            "in_adherence": not any(not e["approved"] for e in open_rows),
+            "open_exceptions": [
+                {k: e[k] for k in ("id", "rule", "severity", "start", "duration_seconds", "approved",
+                                   "scheduled_activity", "actual_activity", "task_state")}
+                for e in open_rows
+            ],
+            "today": None if fig is None else {
+                k: fig[k] for k in ("date", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds",
+                                    "approved_seconds", "adherence_percent", "conformance_percent", "exceptions")
+            },
+        })
+    rows.sort(key=lambda r: (r["team"] is None, r["team"] or "", str(r["name"]).lower(), r["worker_sid"]))
+    return rows, local_date(now, zone(engine.config.timezone)).isoformat()
+
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+@bp.get("/api/agents")
+def list_agents():
+    engine = _engine()
+    args = _args()
+    _check_unknown(args, AGENT_FILTERS)
+    _wants_csv(args, csv_ok=False)
+    limit, offset = _paging(args, AGENTS_DEFAULT_LIMIT, AGENTS_MAX_LIMIT)
+    rows, today = agents_now(engine)
+    teams = sorted({r["team"] for r in rows if r["team"]})
+    keep: list[Callable[[dict], bool]] = []
+    if args.get("team"):
+        team = args["team"]
+        keep.append(lambda r: r["team"] == team)
+    if args.get("agent"):
+        wanted = args["agent"]
+        if not any(wanted in (r["agent"], r["worker_sid"]) for r in rows):
+            raise BadRequest(f"unknown agent {wanted!r} (not in the roster and never seen in the feed)")
+        keep.append(lambda r: wanted in (r["agent"], r["worker_sid"]))
+    ooa = (args.get("out_of_adherence") or "").lower()
+    if ooa:
+        if ooa not in _TRUE + _FALSE:
+            raise BadRequest(f"out_of_adherence: expected true or false, got {args['out_of_adherence']!r}")
+        want_out = ooa in _TRUE
+        keep.append(lambda r: r["in_adherence"] != want_out)
+    rows = [r for r in rows if all(k(r) for k in keep)]
+    return _page("agents", rows[offset : offset + limit], len(rows), limit, offset,
+                 now=iso(engine.clock.now_ms()), date=today, teams=teams)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    from .openapi import spec
+
+    return jsonify(spec())
+
+
+__all__ = ["bp", "authorized", "session_value", "session_valid", "SESSION_COOKIE", "agents_now"]

@@ -1,0 +1,142 @@
+/* The day page: a day's adherence (chart by team, table by agent) and
+ * exceptions with approve / withdraw. */
+"use strict";
+
+(function () {
+  var el = Adh.el;
+  var day = document.body.dataset.date;
+  var isToday = day === document.body.dataset.today;
+  var dialog = document.getElementById("approval-dialog");
+  var form = document.getElementById("approval-form");
+  var pending = null; // {id, approve}
+
+  function chart(rows) {
+    var root = document.getElementById("team-chart");
+    Adh.clear(root);
+    if (!rows.length) {
+      root.appendChild(el("p", { class: "empty", text: "No adherence figures for " + day + "." }));
+      return;
+    }
+    var rowH = 44, labelW = 180, barW = 520, pad = 8;
+    var height = rows.length * rowH + pad * 2;
+    var width = labelW + barW + 120;
+    var s = Adh.svg("svg", { viewBox: "0 0 " + width + " " + height, width: "100%", role: "img",
+                             "aria-label": "Adherence by team on " + day, class: "bars" });
+    rows.forEach(function (r, i) {
+      var y = pad + i * rowH;
+      var p = r.adherence_percent === null ? 0 : Math.max(0, Math.min(100, r.adherence_percent));
+      var good = p >= 90;
+      s.appendChild(Adh.svg("text", { x: labelW - 10, y: y + rowH / 2 + 6, "text-anchor": "end", class: "bar-label",
+                                      text: r.team || "(no team)" }));
+      s.appendChild(Adh.svg("rect", { x: labelW, y: y + 6, width: barW, height: rowH - 12, class: "bar-track" }));
+      s.appendChild(Adh.svg("rect", { x: labelW, y: y + 6, width: barW * p / 100, height: rowH - 12,
+                                      class: "bar " + (good ? "bar-good" : "bar-bad") }));
+      s.appendChild(Adh.svg("text", { x: labelW + barW + 10, y: y + rowH / 2 + 6, class: "bar-value",
+                                      "data-team": r.team || "", text: (good ? "✓ " : "✗ ") + Adh.pct(r.adherence_percent) }));
+    });
+    root.appendChild(s);
+  }
+
+  function adherenceTable(rows) {
+    var body = document.querySelector("#adherence-table tbody");
+    Adh.clear(body);
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "9", class: "empty", text: "No rows." })));
+    rows.forEach(function (r) {
+      body.appendChild(el("tr", { dataset: { agent: r.agent } },
+        el("td", { text: r.agent }), el("td", { text: r.team || "" }),
+        el("td", { text: Adh.hms(r.scheduled_seconds) }), el("td", { text: Adh.hms(r.in_adherence_seconds) }),
+        el("td", { class: "out-seconds", text: Adh.hms(r.out_of_adherence_seconds) }),
+        el("td", { class: "approved-seconds", text: Adh.hms(r.approved_seconds) }),
+        el("td", { class: "adherence-pct", text: Adh.pct(r.adherence_percent) }),
+        el("td", { text: Adh.pct(r.conformance_percent) }),
+        el("td", { text: String(r.exceptions) })));
+    });
+  }
+
+  function exceptionsTable(rows) {
+    var body = document.querySelector("#exceptions-table tbody");
+    Adh.clear(body);
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "12", class: "empty", text: "No exceptions." })));
+    rows.forEach(function (e) {
+      var approval = e.approved
+        ? "✓ Approved" + (e.approved_by ? " by " + e.approved_by : "") + (e.note ? ": " + e.note : "")
+        : (e.note ? "Not approved (" + e.note + ")" : "Not approved");
+      var button = e.approved
+        ? el("button", { type: "button", class: "withdraw", onclick: function () { ask(e, false); }, text: "Withdraw" })
+        : el("button", { type: "button", class: "approve", onclick: function () { ask(e, true); }, text: "Approve…" });
+      body.appendChild(el("tr", { dataset: { id: String(e.id) }, class: "sev-" + e.severity + (e.approved ? " approved" : "") },
+        el("td", { text: String(e.id) }), el("td", { text: e.agent }), el("td", { text: e.team || "" }),
+        el("td", { text: e.rule }), el("td", { text: e.severity }),
+        el("td", { text: e.scheduled_activity || "—" }), el("td", { text: (e.actual_activity || "Unknown") + (e.task_state && e.task_state !== "none" ? " · " + e.task_state : "") }),
+        el("td", { text: Adh.utc(e.start) }), el("td", { text: e.status === "open" ? "open" : Adh.utc(e.end) }),
+        el("td", { text: Adh.duration(e.duration_seconds) }),
+        el("td", { class: "approval", text: approval }), el("td", null, button)));
+    });
+  }
+
+  function load() {
+    var q = "date=" + encodeURIComponent(day) + "&limit=1000";
+    return Promise.all([
+      Adh.api("/api/adherence?group=team&" + q),
+      Adh.api("/api/adherence?" + q),
+      Adh.api("/api/exceptions?" + q),
+    ]).then(function (res) {
+      chart(res[0].adherence);
+      adherenceTable(res[1].adherence);
+      exceptionsTable(res[2].exceptions);
+      var more = res[2].total > res[2].exceptions.length ? " (first " + res[2].exceptions.length + " of " + res[2].total + " exceptions; the CSV has all)" : "";
+      Adh.status("Updated " + new Date().toISOString().slice(11, 19) + " UTC" + more, false);
+    }).catch(function (err) {
+      Adh.status("⚠ Could not load: " + err.message, true);
+    });
+  }
+
+  function ask(e, approve) {
+    pending = { id: e.id, approve: approve };
+    document.getElementById("approval-title").textContent = approve ? "Approve exception #" + e.id : "Withdraw approval of #" + e.id;
+    document.getElementById("approval-what").textContent =
+      e.agent + " · " + e.rule + " · " + Adh.utc(e.start) + " · " + Adh.duration(e.duration_seconds);
+    document.getElementById("approval-ok").textContent = approve ? "Approve" : "Withdraw approval";
+    var by = document.getElementById("approval-by");
+    by.value = localStorage.getItem("adherence.by") || "";
+    by.required = approve;
+    document.getElementById("approval-note").value = "";
+    document.getElementById("approval-error").textContent = "";
+    dialog.showModal();
+    (by.value ? document.getElementById("approval-note") : by).focus();
+  }
+
+  document.getElementById("approval-cancel").addEventListener("click", function () { pending = null; dialog.close(); });
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!pending) return;
+    var by = document.getElementById("approval-by").value.trim();
+    var note = document.getElementById("approval-note").value.trim();
+    if (pending.approve && !by) {
+      document.getElementById("approval-error").textContent = "Your name is required to approve.";
+      return;
+    }
+    if (by) localStorage.setItem("adherence.by", by);
+    var body = {};
+    if (by) body.by = by;
+    if (note) body.note = note;
+    var url = "/api/exceptions/" + pending.id + "/approve";
+    Adh.api(url, {
+      method: pending.approve ? "POST" : "DELETE",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    }).then(function () {
+      pending = null;
+      dialog.close();
+      return load();
+    }).catch(function (err) {
+      document.getElementById("approval-error").textContent = err.message;
+    });
+  });
+
+  load();
+  if (isToday) {
+    setInterval(function () { if (!dialog.open) load(); }, 10000);
+  }
+})();
