@@ -156,7 +156,7 @@ class Runner:
                 days_written += 1
                 if w1 > now_ms:
                     next_check = w1 if next_check is None else min(next_check, w1)
-                if day_segs and any(s.start <= now_ms < s.end for s in day_segs):
+                if day_segs and w0 <= now_ms < w1:  # logged-in time and scheduled time still growing
                     stale = now_ms + MAX_STALENESS_MS
                     next_check = stale if next_check is None else min(next_check, stale)
             d += timedelta(days=1)

@@ -106,6 +106,11 @@ def loads(text: str, filename: str = "<string>") -> Any:
         raise YamlSyntaxError(Problem(f"invalid YAML: {what}", filename, line)) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(Problem(f"invalid YAML: {exc}", filename)) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # PyYAML's constructors raise plain errors for values such as 2026-02-30
+        raise YamlSyntaxError(Problem(f"invalid value: {exc}", filename)) from None
+    except RecursionError:
+        raise YamlSyntaxError(Problem("invalid YAML: nested too deeply", filename)) from None
 
 
 def load_file(path: str) -> Any:
