@@ -51,6 +51,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 AGENTS_DEFAULT_LIMIT = 1000
 AGENTS_MAX_LIMIT = 5000
+MAX_OFFSET = 1_000_000_000
 MAX_NOTE = 2000
 MAX_BY = 200
 
@@ -186,7 +187,7 @@ def _int_arg(args: dict, name: str, default: int, lo: int, hi: int | None) -> in
 
 
 def _paging(args: dict, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> tuple[int, int]:
-    return _int_arg(args, "limit", default, 1, maximum), _int_arg(args, "offset", 0, 0, None)
+    return _int_arg(args, "limit", default, 1, maximum), _int_arg(args, "offset", 0, 0, MAX_OFFSET)
 
 
 def _wants_csv(args: dict, csv_ok: bool = True) -> bool:
