@@ -160,6 +160,14 @@ def _not_found(exc: NotFound):
     return error_response(status, str(exc))
 
 
+@bp.app_errorhandler(405)
+def _method_not_allowed(exc):
+    # create_app's generic HTTPException handler drops the exception's headers; RFC 9110 requires Allow on 405
+    allowed = sorted(getattr(exc, "valid_methods", None) or [])
+    message = f"method {request.method} is not allowed here" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    return error_response(405, message, headers={"Allow": ", ".join(allowed)} if allowed else None)
+
+
 def _engine():
     return current_app.extensions["adherence"]
 

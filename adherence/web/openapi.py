@@ -33,7 +33,10 @@ def _ref(name: str) -> dict:
 
 
 def _param(name: str, schema: dict, description: str, where: str = "query", required: bool = False) -> dict:
-    return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
+    p = {"name": name, "in": where, "required": required, "description": description, "schema": schema}
+    if where == "query":
+        p["allowEmptyValue"] = True  # an empty value means the parameter is not given (as HTML forms send it)
+    return p
 
 
 DATE = {"type": "string", "format": "date", "example": "2026-11-24"}
@@ -179,7 +182,7 @@ SCHEMAS: dict = {
         "additionalProperties": False,
         "properties": {
             "note": {"type": "string", "maxLength": MAX_NOTE, "nullable": True, "example": "doctor's appointment"},
-            "by": {"type": "string", "maxLength": MAX_BY, "example": "sam"},
+            "by": {"type": "string", "maxLength": MAX_BY, "nullable": True, "example": "sam"},
         },
     },
 }
@@ -245,6 +248,10 @@ def spec() -> dict:
                     "type": "object", "required": ["ok", "exception"],
                     "properties": {"ok": {"type": "boolean", "enum": [True]}, "exception": _ref("Exception")}}}}},
     }
+    approve_body = deepcopy(SCHEMAS["ApprovalBody"])
+    approve_body["required"] = ["by"]
+    approve_body["properties"]["by"] = {"type": "string", "maxLength": MAX_BY, "pattern": r"\S",
+                                        "description": "Who approves (required, not blank).", "example": "sam"}
     approval_body = {"required": False, "content": {"application/json": {"schema": _ref("ApprovalBody")}}}
     return {
         "openapi": "3.0.3",
@@ -319,8 +326,7 @@ def spec() -> dict:
                     "description": "The exception stops counting against adherence; the agent's figures are "
                                    "recomputed at once. `by` is required.",
                     "parameters": [EXC_ID],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        **deepcopy(SCHEMAS["ApprovalBody"]), "required": ["by"]}}}},
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": approve_body}}},
                     "responses": {**one, **_errors(400, 401, 404, 415)},
                 },
                 "delete": {
