@@ -25,11 +25,4 @@ def main() -> None:
 
 
 # Register the verbs (imported for their side effect on ``cli``).
-from . import core  # noqa: E402,F401
-
-for _name in ("schedule", "rules", "results", "simulate"):
-    try:
-        __import__(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:  # an area not built yet
-        if _exc.name != f"{__name__}.{_name}":
-            raise
+from . import core, demo, results, rules, schedule, simulate  # noqa: E402,F401
