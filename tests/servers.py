@@ -13,8 +13,9 @@ import requests
 
 
 class Server:
-    def __init__(self, config: Path, env: dict | None = None, args: list[str] | None = None):
+    def __init__(self, config: Path, env: dict | None = None, args: list[str] | None = None, verb: str = "serve"):
         self.config = config
+        self.verb = verb
         self.env = {**os.environ, **(env or {})}
         self.args = args or []
         self.proc: subprocess.Popen | None = None
@@ -24,7 +25,7 @@ class Server:
     def start(self, timeout: float = 30) -> "Server":
         self._fh = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "adherence", "serve", "--config", str(self.config), "--port", "0", *self.args],
+            [sys.executable, "-m", "adherence", self.verb, "--config", str(self.config), "--port", "0", *self.args],
             stdout=self._fh, stderr=subprocess.STDOUT, env=self.env,
         )
         deadline = time.time() + timeout
