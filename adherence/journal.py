@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import FeedError
-from .feed import Parsed, Record, parse_body, parse_envelope
+from .feed import Parsed, Record, _channel_summary, parse_body, parse_envelope
 from .metrics import METRICS
 from .model import Snapshot
 from .state import Tracker
@@ -57,6 +57,12 @@ class Journal:
         self.store = store
         self.tracker = tracker
         self.observed_from = load_observed_from(store.reader)
+        # Journal ids this process has applied above ``_high``; everything at or
+        # below ``_high`` has been applied. Rows another process wrote (a replay
+        # while the service runs) are found by ``catch_up``.
+        row = store.reader.execute("SELECT MAX(id) FROM journal").fetchone()
+        self._high = row[0] or 0
+        self._local: set[int] = set()
 
     def reject_body(self, body: bytes, reason: str, received_ms: int, content_type: str | None, remote: str | None) -> None:
         with self.store.write() as conn:
@@ -98,6 +104,10 @@ class Journal:
                     )
                     if cur.rowcount == 1:
                         applied.append((rec, received_ms))
+                        if cur.lastrowid == self._high + 1:
+                            self._high += 1  # the usual case: nobody else writes
+                        else:
+                            self._local.add(cur.lastrowid)
                         counts.accepted += 1
                     else:
                         counts.duplicates += 1
@@ -129,6 +139,33 @@ class Journal:
             log.warning("rejected %d feed record(s): %s", counts.rejected, "; ".join(counts.errors[:3]),
                         extra={"event": "records_rejected"})
         return counts
+
+
+    def catch_up(self) -> int:
+        """Apply records other processes wrote to the journal; returns how many."""
+        n = 0
+        with self.store.write() as conn:
+            rows = conn.execute(
+                "SELECT id, worker_sid, at_ms, activity, task, event_sid, flagged, received_ms, record "
+                "FROM journal WHERE id > ? ORDER BY id",
+                (self._high,),
+            ).fetchall()
+            for jid, worker, at, activity, task, event_sid, flagged, received, record in rows:
+                if jid in self._local:
+                    continue
+                try:
+                    channels = _channel_summary(json.loads(record).get("channels"))
+                except (ValueError, AttributeError):
+                    channels = ()
+                self.tracker.apply(worker, Snapshot(at, activity, task, event_sid, bool(flagged)), channels, received)
+                if self.observed_from is None or at < self.observed_from:
+                    self.observed_from = at
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(at),))
+                n += 1
+            if rows:
+                self._high = rows[-1][0]
+            self._local = {i for i in self._local if i > self._high}
+        return n
 
 
 def load_observed_from(conn) -> int | None:

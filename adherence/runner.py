@@ -184,6 +184,7 @@ class Runner:
                 self._checkpoint.clear()
                 self._next_check.clear()
                 self._versions = versions
+            self.engine.journal.catch_up()  # records a replay wrote while we run
             dirty = self.engine.tracker.drain_dirty()
             work: dict[str, int] = {}
             for w in self.known_workers():

@@ -147,3 +147,19 @@ def test_replay_equals_webhook_ingestion(workdir, tmp_path, clock):
     assert replayed.tracker.timeline(WK) == live.tracker.timeline(WK)
     replayed.close()
     live.close()
+
+
+def test_records_replayed_by_another_process_reach_the_running_service(workdir, tmp_path, client, engine):
+    post(client, envelope("EV-live-1", T0, "Available"))
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps(envelope("EV-replayed", T0 + 60_000, "Break")) + "\n")
+    result = CliRunner().invoke(cli, ["replay", "--config", str(workdir / "config.yaml"), "--quiet", str(feed)])
+    assert result.exit_code == 0, result.output
+    post(client, envelope("EV-live-2", T0 + 120_000, "Available"))
+    assert [s.event_sid for s in engine.tracker.timeline(WK)] == ["EV-live-1", "EV-live-2"]
+    assert engine.journal.catch_up() == 1
+    assert [s.event_sid for s in engine.tracker.timeline(WK)] == ["EV-live-1", "EV-replayed", "EV-live-2"]
+    assert engine.journal.catch_up() == 0
+    rebuilt = Tracker()
+    rebuilt.load_from_journal(engine.store.reader)
+    assert rebuilt.timeline(WK) == engine.tracker.timeline(WK)
