@@ -34,6 +34,8 @@ DAY_MS = 86_400_000
 LOOKBACK_MS = DAY_MS
 # Rows of agents who are in a segment but had no change are refreshed at least this often.
 MAX_STALENESS_MS = 5 * 60_000
+# After a stop, evaluation resumes from the last stored tick, at most this far back.
+MAX_CATCH_UP_DAYS = 14
 # Agents per write transaction, so webhooks never wait long for the writer.
 CHUNK = 400
 # From the start of monitoring until the feed first mentions an agent, the agent is not logged in.
@@ -68,6 +70,8 @@ class Runner:
         self._next_check: dict[str, int] = {}
         self._versions = (None, None)
         self.last_tick: TickStats | None = None
+        last = engine.store.get_meta("last_tick_ms")
+        self._resume_from: int | None = int(last) if last else None
         # the tracker holds every snapshot from here on; earlier periods are read from the journal
         self.memory_from_ms: int = engine.memory_from_ms
         self._last_trim_ms = 0
@@ -163,8 +167,17 @@ class Runner:
         return days_written, next_check
 
     def _initial_start(self, worker_sid: str, now_ms: int) -> int:
+        """Where an agent's first evaluation in this process starts.
+
+        Yesterday's local midnight (an overnight shift may still run), or
+        earlier when the service was down: from the last tick stored before
+        the stop (at most ``MAX_CATCH_UP_DAYS`` back), so no day is skipped.
+        """
         _, _, tz = self.agent_info(worker_sid)
-        return local_midnight_ms(local_date(now_ms, tz) - timedelta(days=1), tz)
+        start = local_midnight_ms(local_date(now_ms, tz) - timedelta(days=1), tz)
+        if self._resume_from is not None:
+            start = min(start, max(self._resume_from, now_ms - MAX_CATCH_UP_DAYS * DAY_MS))
+        return start
 
     # -- the tick -----------------------------------------------------------
     def tick(self, now_ms: int | None = None) -> TickStats:
@@ -228,7 +241,7 @@ class Runner:
             METRICS.inc("adherence_ticks_total")
             METRICS.set("adherence_tick_duration_seconds", stats.duration_s)
             METRICS.set("adherence_tick_agents", stats.agents)
-            store.set_meta("last_tick", iso(now))
+            store.set_meta("last_tick_ms", str(now))
             return stats
 
     # -- recompute ----------------------------------------------------------

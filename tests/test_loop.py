@@ -230,3 +230,17 @@ def test_live_ticks_equal_recompute(mini):
     assert [(e["rule"], e["start"], e["end"]) for e in other.exceptions(agent="ann")] == live_exc
     rec_day = other.day(ANN, "2026-11-24")
     assert {k: v for k, v in rec_day.items() if k != "as_of"} == {k: v for k, v in live_day.items() if k != "as_of"}
+
+
+def test_after_a_stop_evaluation_resumes_where_it_stopped(mini):
+    c = Center(mini, T("2026-11-20 08:00"))
+    c.send(ANN, T("2026-11-20 08:58"), "Available")
+    c.tick(T("2026-11-20 12:00"))
+    c.engine.close()
+    # the service was down for four days; Ann stayed Available (a record at each shift start)
+    later = Center(mini, T("2026-11-24 08:00"))
+    for d in ("21", "22", "23"):
+        later.send(ANN, T(f"2026-11-{d} 08:59"), "Available")
+    later.tick(T("2026-11-24 08:00"))
+    days = [r["date"] for r in adherence(later.engine, Filters.parse({"agent": ANN}, allowed=["agent"]))[0]]
+    assert {"2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"} <= set(days)
