@@ -17,6 +17,8 @@ _HELP = {
     "adherence_tick_agents": ("gauge", "Agents evaluated in the last tick."),
     "adherence_open_exceptions": ("gauge", "Exceptions open after the last tick."),
     "adherence_live_agents": ("gauge", "Agents held in live state."),
+    "adherence_journal_purged_total": ("counter", "Journal rows deleted by retention."),
+    "adherence_rejected_purged_total": ("counter", "Rejected rows deleted by retention."),
 }
 
 

@@ -176,9 +176,8 @@ def replay(config, files, batch, quiet) -> None:
 
     FILES are JSON lines (one envelope a line) or JSON files (one envelope,
     or a list of them). Duplicates are skipped; malformed lines are kept in
-    the rejected table and reported with their line number. Run it while
-    the service is stopped: the running service does not see records
-    written by another process until it restarts.
+    the rejected table and reported with their line number. A running
+    service picks replayed records up at its next evaluation tick.
 
     Example: adherence replay feed.jsonl --config config.yaml
     """
@@ -294,6 +293,12 @@ def recompute(config, first, last, at) -> None:
     try:
         if engine.rules.current is None or engine.schedules.current is None:
             raise click.ClickException("cannot recompute: " + "; ".join(engine.rules.errors + engine.schedules.errors))
+        from ..retention import check_recompute
+
+        try:
+            check_recompute(engine, d1)
+        except AdherenceError as exc:
+            raise fail(exc) from None
         stats = engine.runner.recompute(d1, d2)
     finally:
         engine.close()
