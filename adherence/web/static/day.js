@@ -19,7 +19,7 @@
     }
     var rowH = 44, labelW = 180, barW = 520, pad = 8;
     var height = rows.length * rowH + pad * 2;
-    var width = labelW + barW + 120;
+    var width = labelW + barW + 170;
     var s = Adh.svg("svg", { viewBox: "0 0 " + width + " " + height, width: "100%", role: "img",
                              "aria-label": "Adherence by team on " + day, class: "bars" });
     rows.forEach(function (r, i) {
