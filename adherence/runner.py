@@ -118,53 +118,51 @@ class Runner:
         # One millisecond earlier: an exception that *ends* exactly where the
         # change is (a late record closing it) is re-derived and replaced too.
         start_ms -= 1
-        lo = start_ms - LOOKBACK_MS
+        origin = self.engine.journal.observed_from
+        segs = self.segments(key, start_ms - LOOKBACK_MS - 2 * DAY_MS, now_ms + 2 * DAY_MS)
+
+        # the days whose window intersects [start, now]: their figures are rewritten
+        days = []
+        if origin is not None:  # nothing observed yet: no day has figures
+            # scheduled time before monitoring began is not counted: nobody knows what happened
+            fig_segs = [s if s.start >= origin else s._replace(start=origin) for s in segs if s.end > origin]
+            d = local_date(max(start_ms, 0), tz) - timedelta(days=1)
+            last = local_date(now_ms, tz)
+            if day_range is not None:
+                d, last = max(d, day_range[0]), min(last, day_range[1])
+            while d <= last:
+                around = [s for s in fig_segs if d - timedelta(days=1) <= s.day <= d + timedelta(days=1)]
+                w0, w1 = day_window(d, tz, around)
+                if w1 > origin and w1 >= start_ms and w0 <= now_ms:
+                    days.append((d, around, w0, w1))
+                d += timedelta(days=1)
+
+        # the timeline must cover the lookback of the evaluation and every day window
+        lo = min([start_ms - LOOKBACK_MS] + [w0 for _, _, w0, _ in days])
         if from_journal or lo < self.memory_from_ms:
             timeline = journal_timeline(conn, worker_sid, lo, now_ms)
         else:
             timeline = self.engine.tracker.timeline(worker_sid, lo, now_ms)
-        origin = self.engine.journal.observed_from
         if origin is not None and origin <= now_ms:
             timeline = [ORIGIN._replace(at=origin), *(s for s in timeline if s.at >= origin)]
-        segs = self.segments(key, lo - DAY_MS, now_ms + 2 * DAY_MS)
+
         result = evaluate_agent(timeline, segs, rules, team, start_ms, now_ms)
         occurrences = result.occurrences
         if store_until is not None:
             occurrences = [o for o in occurrences if o.start <= store_until]
         writer.replace(conn, worker_sid, key, team, tz, segs, occurrences, start_ms, store_until)
-        # days whose window intersects [start, now]
-        days_written = 0
+
         next_check = result.next_check_ms
-        first = local_date(max(start_ms, 0), tz) - timedelta(days=1)
-        last = local_date(now_ms, tz)
-        d = first
-        if day_range is not None:
-            first, last = max(first, day_range[0]), min(last, day_range[1])
-            d = first
-        if origin is None:
-            last = first - timedelta(days=1)  # nothing observed yet: no day has figures
-        else:
-            # scheduled time before monitoring began is not counted: nobody knows what happened
-            segs = [s if s.start >= origin else s._replace(start=origin) for s in segs if s.end > origin]
-        while d <= last:
-            seg_around = [s for s in segs if d - timedelta(days=1) <= s.day <= d + timedelta(days=1)]
-            w0, w1 = day_window(d, tz, seg_around)
-            if origin is not None and w1 <= origin:
-                d += timedelta(days=1)
-                continue
-            if w1 >= start_ms and w0 <= now_ms:
-                day_segs = [s for s in seg_around if s.day == d]
-                intervals = writer.intervals(conn, worker_sid, w0, w1)
-                figures = day_figures(d, tz, seg_around, intervals, timeline, now_ms)
-                save_day(conn, worker_sid, key, team, figures, now_ms)
-                days_written += 1
-                if w1 > now_ms:
-                    next_check = w1 if next_check is None else min(next_check, w1)
-                if day_segs and w0 <= now_ms < w1:  # logged-in time and scheduled time still growing
+        for d, around, w0, w1 in days:
+            intervals = writer.intervals(conn, worker_sid, w0, w1)
+            save_day(conn, worker_sid, key, team, day_figures(d, tz, around, intervals, timeline, now_ms), now_ms)
+            if w1 > now_ms:
+                next_check = w1 if next_check is None else min(next_check, w1)
+                if w0 <= now_ms and any(s.day == d for s in around):
+                    # logged-in and scheduled time still growing: refresh now and then
                     stale = now_ms + MAX_STALENESS_MS
-                    next_check = stale if next_check is None else min(next_check, stale)
-            d += timedelta(days=1)
-        return days_written, next_check
+                    next_check = min(next_check, stale)
+        return len(days), next_check
 
     def _initial_start(self, worker_sid: str, now_ms: int) -> int:
         """Where an agent's first evaluation in this process starts.

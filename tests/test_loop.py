@@ -244,3 +244,21 @@ def test_after_a_stop_evaluation_resumes_where_it_stopped(mini):
     later.tick(T("2026-11-24 08:00"))
     days = [r["date"] for r in adherence(later.engine, Filters.parse({"agent": ANN}, allowed=["agent"]))[0]]
     assert {"2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"} <= set(days)
+
+
+def test_a_25_hour_day_counts_logged_in_time_from_its_first_hour(mini):
+    """On the night clocks fall back the day is 25 h long: a tick late that day still sees its first hour."""
+    edt = lambda hm: parse_instant_ms(f"2026-11-01T{hm}:00-04:00")  # noqa: E731
+    est = lambda hm: parse_instant_ms(f"2026-11-01T{hm}:00-05:00")  # noqa: E731
+    c = Center(mini, edt("00:00"))
+    c.send(NATE, edt("00:00"), "Offline")  # monitoring starts
+    for at, act in [("00:01", "Available"), ("00:04", "Offline"), ("00:10", "Available"), ("00:50", "Offline")]:
+        c.send(ANN, edt(at), act)
+    c.tick(edt("00:30"))
+    c.send(ANN, est("08:58"), "Available")
+    c.send(ANN, est("17:00"), "Offline")
+    c.tick(est("23:20"))
+    c.tick(est("23:40"))
+    c.tick(est("23:59"))
+    row = c.day(ANN, "2026-11-01")
+    assert row["logged_in_seconds"] == (3 + 40) * 60 + (8 * 60 + 2) * 60
