@@ -550,3 +550,21 @@ def test_the_token_is_never_logged(guarded, caplog):
     guarded.client.post("/login", data={"token": TOKEN})
     assert caplog.records  # the refusals were logged ...
     assert all(TOKEN not in r.getMessage() and TOKEN not in str(r.__dict__) for r in caplog.records)  # ... without it
+
+
+def test_changes_with_the_board_cookie_must_be_json(guarded):
+    """Defence in depth besides SameSite=Strict: a cross-site HTML form cannot send application/json."""
+    guarded.client.post("/login", data={"token": TOKEN})
+    (exc, *_) = guarded.client.get("/api/exceptions").get_json()["exceptions"]
+    resp = guarded.client.post(f"/api/exceptions/{exc['id']}/unapprove")
+    assert resp.status_code == 403 and "Content-Type: application/json" in resp.get_json()["error"]
+    resp = guarded.client.post(f"/api/exceptions/{exc['id']}/approve", data="by=x",
+                               content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 403
+    assert guarded.client.post(f"/api/exceptions/{exc['id']}/approve", json={"by": "x"}).status_code == 200
+    assert guarded.client.delete(f"/api/exceptions/{exc['id']}/approve", json={}).status_code == 200
+
+
+def test_api_responses_are_not_cached(center):
+    resp = center.client.get("/api/exceptions")
+    assert resp.headers["Cache-Control"] == "no-store" and "Accept" in resp.headers["Vary"]

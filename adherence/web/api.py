@@ -96,14 +96,19 @@ def session_valid(value: str | None, token: str, now_s: int | None = None) -> bo
     return mac_ok and expires > int(now_s if now_s is not None else time.time())
 
 
-def authorized() -> bool:
-    """True when no API token is configured, or the request carries it (Bearer) or a valid session cookie."""
+def credentials() -> str | None:
+    """How the request is allowed in: "open" (no API token configured), "bearer", "cookie", or None."""
     token = current_app.extensions["adherence"].config.api_token
     if not token:
-        return True
+        return "open"
     bearer = check_bearer(request.headers.get("Authorization"), token)
     cookie = session_valid(request.cookies.get(SESSION_COOKIE), token)
-    return bearer or cookie
+    return "bearer" if bearer else "cookie" if cookie else None
+
+
+def authorized() -> bool:
+    """True when no API token is configured, or the request carries it (Bearer) or a valid session cookie."""
+    return credentials() is not None
 
 
 def note_auth_failure(surface: str) -> None:
@@ -118,7 +123,15 @@ PUBLIC_ENDPOINTS = {"api.openapi"}
 
 @bp.before_request
 def _require_token():
-    if request.endpoint in PUBLIC_ENDPOINTS or authorized():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    how = credentials()
+    if how == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS") and not request.is_json:
+        # Besides SameSite=Strict: a change made with the board's cookie must be a JSON request, which
+        # a cross-site HTML form cannot send.
+        return error_response(403, "refused: a change made with the board's session must be sent as "
+                                   "Content-Type: application/json")
+    if how is not None:
         return None
     note_auth_failure("api")
     header = request.headers.get("Authorization")
@@ -158,6 +171,13 @@ def _not_found(exc: NotFound):
     # an unknown agent in a filter is a bad parameter; an unknown id in the path is 404
     status = 404 if request.view_args and "exc_id" in request.view_args else 400
     return error_response(status, str(exc))
+
+
+@bp.after_request
+def _no_cache(resp):
+    resp.headers.setdefault("Cache-Control", "no-store")  # personal data; and JSON vs CSV depends on Accept
+    resp.vary.add("Accept")
+    return resp
 
 
 @bp.app_errorhandler(405)

@@ -206,6 +206,7 @@ def _errors(*codes: int) -> dict:
         400: "Invalid parameter or body; the message says which and what was expected.",
         401: "Authentication required (when auth.api_token is set).",
         404: "No such exception.",
+        403: "A change made with the board's session cookie that is not a JSON request.",
         415: "The body is not JSON.",
     }
     out = {}
@@ -327,21 +328,21 @@ def spec() -> dict:
                                    "recomputed at once. `by` is required.",
                     "parameters": [EXC_ID],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": approve_body}}},
-                    "responses": {**one, **_errors(400, 401, 404, 415)},
+                    "responses": {**one, **_errors(400, 401, 403, 404, 415)},
                 },
                 "delete": {
                     "summary": "Withdraw an approval",
                     "description": "Optional body `{\"note\": \"...\", \"by\": \"...\"}`; the note replaces the old one.",
                     "parameters": [EXC_ID],
                     "requestBody": approval_body,
-                    "responses": {**one, **_errors(400, 401, 404, 415)},
+                    "responses": {**one, **_errors(400, 401, 403, 404, 415)},
                 },
             },
             "/api/exceptions/{exc_id}/unapprove": {"post": {
                 "summary": "Withdraw an approval (same as DELETE .../approve)",
                 "parameters": [EXC_ID],
                 "requestBody": approval_body,
-                "responses": {**one, **_errors(400, 401, 404, 415)},
+                "responses": {**one, **_errors(400, 401, 403, 404, 415)},
             }},
             "/api/adherence": {"get": {
                 "summary": "Adherence per agent per day, or per team per day",
