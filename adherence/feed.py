@@ -10,6 +10,7 @@ is noted, so the record is still journaled and applied.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from .model import UNKNOWN_ACTIVITY
 from .timeutil import parse_instant_ms
 
 PRODUCT, OBJECT, VERSION = "Flex", "WFMWorkerChange", 1
+# Plausible record times; anything outside is a broken clock or a forged record.
+EARLIEST_MS, LATEST_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01, 2100-01-01 UTC
 
 # Reservation status → task state. Terminal statuses count as no task.
 _STATUS_STATE = {
@@ -138,11 +141,44 @@ def parse_body(body: bytes | str) -> Any:
     if not body.strip():
         raise FeedError("empty body: expected a JSON WFMWorkerChange envelope")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except json.JSONDecodeError as exc:
         raise FeedError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise FeedError("malformed JSON: nested too deeply") from None
+    except ValueError:  # a number with more digits than Python converts
+        raise FeedError("malformed JSON: a number with too many digits") from None
+    if _SURROGATE_ESCAPE.search(body):
+        where = _lone_surrogate(value)
+        if where is not None:
+            # it could not be stored as text (UTF-8 has no lone surrogates)
+            raise FeedError(f"malformed JSON: a \\u escape is half a UTF-16 surrogate pair, at {where}")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """Path of the first key or string holding a lone surrogate, else None (iterative: any depth)."""
+    stack: list[tuple[Any, str]] = [(value, "$")]
+    while stack:
+        v, path = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                try:
+                    k.encode("utf-8")
+                except UnicodeEncodeError:
+                    return path
+                stack.append((item, f"{path}.{k}"))
+        elif isinstance(v, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(v))
+    return None
 
 
 def check_envelope(data: Any) -> list:
@@ -205,6 +241,11 @@ def parse_record(index: int, raw: Any, received_ms: int) -> Record:
         except (ValueError, OverflowError):
             flagged = True
             notes.append(f"{where}.date_last_processed_event: not an ISO-8601 time, using receipt time")
+        else:
+            if not EARLIEST_MS <= at_ms < LATEST_MS:
+                # year 1 or 9999 would send the evaluator over millennia of days
+                at_ms, flagged = received_ms, True
+                notes.append(f"{where}.date_last_processed_event: outside 2000-2100, using receipt time")
     activity = worker.get("activity_name")
     if not isinstance(activity, str) or not activity.strip():
         if activity is not None:
