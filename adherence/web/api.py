@@ -407,7 +407,7 @@ def agents_now(engine) -> tuple[list[dict], str]:
         key, team, tz = engine.runner.agent_info(sid)
         info[sid] = (key, team, tz, local_date(now, tz).isoformat())
     today = adherence_days(engine, [(sid, i[3]) for sid, i in info.items()])
-    opened = open_exceptions(engine, sids)
+    opened = open_exceptions(engine)
     rows = []
     for sid in sids:
         key, team, tz, day = info[sid]
