@@ -40,7 +40,7 @@ def create_app(config: Config | dict | None = None, *, engine=None, clock=None) 
         engine = Engine(config, clock)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = engine.config.max_body_bytes
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # keep fields in the documented order
     app.extensions["adherence"] = engine
 
     from . import ops, webhooks
@@ -61,7 +61,9 @@ def create_app(config: Config | dict | None = None, *, engine=None, clock=None) 
         msg = exc.description or exc.name
         if exc.code == 413:
             msg = f"request body too large (limit {engine.config.max_body_bytes} bytes)"
-        return error_response(exc.code or 500, msg)
+        # keep the exception's own headers (Allow on 405, WWW-Authenticate on 401)
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(exc.code or 500, msg, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
