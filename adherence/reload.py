@@ -67,7 +67,13 @@ class Reloadable(Generic[T]):
                     "%s: edit rejected, keeping the last good version: %s",
                     self.name,
                     "; ".join(self.errors),
+                    extra={"event": "reload_rejected"},
                 )
+                return False
+            except Exception as exc:  # a loader bug must not take the service down or hide the edit
+                self.errors = [f"could not load the edited files ({type(exc).__name__}: {exc})"]
+                log.exception("%s: loading failed, keeping the last good version", self.name,
+                              extra={"event": "reload_failed"})
                 return False
             self.current = value
             self.errors = []

