@@ -12,10 +12,12 @@ which its condition holds; a run at least ``for`` long is an exception.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
-from operator import attrgetter, le
+from itertools import compress, islice
+from functools import lru_cache
+from operator import attrgetter, le, not_, sub
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
@@ -24,6 +26,9 @@ from .rules import RuleSet
 from .timeutil import local_midnight_ms
 
 _AT = attrgetter("at")
+_ACTIVITY = attrgetter("activity")
+_LOGGED_OUT_HAS = LOGGED_OUT.__contains__
+_midnight_ms = lru_cache(maxsize=16384)(local_midnight_ms)  # pure: (date, zone) → instant
 _INF = float("inf")
 
 
@@ -101,10 +106,20 @@ def _schedule_steps(segs: list[Segment]) -> tuple[list[int], list[str | None]]:
     return times, values
 
 
+class SortedTimeline(list):
+    """A timeline its maker knows to be in time order (the tracker's and the journal's are).
+
+    The evaluator then uses it as it is instead of copying and checking it.
+    """
+
+    __slots__ = ()
+
+
 def _sorted_snapshots(timeline: Sequence[Snapshot]) -> list[Snapshot]:
+    if type(timeline) is SortedTimeline:
+        return timeline
     snaps = list(timeline)
-    ats = [s.at for s in snaps]
-    if not all(map(le, ats, ats[1:])):
+    if not all(map(le, map(_AT, snaps), map(_AT, islice(snaps, 1, None)))):
         snaps.sort(key=_AT)  # stable: of two snapshots at the same instant the later listed wins
     return snaps
 
@@ -138,14 +153,14 @@ def evaluate_agent(
         return AgentResult([], next_boundary)
 
     snaps = _sorted_snapshots(timeline)
-    ats = [s.at for s in snaps]
-    n = bisect_right(ats, now_ms)  # snapshots at or before now
+    # bisect on the snapshots themselves: a timeline is touched only where the evaluation looks
+    n = bisect_right(snaps, now_ms, key=_AT)  # snapshots at or before now
     table = ruleset.mask_table(team)
     mask_of = ruleset.mask
     s0 = min(start_ms, now_ms)
 
     def mask_at(t: int) -> int:
-        j = bisect_right(ats, t, 0, n) - 1
+        j = bisect_right(snaps, t, 0, n, key=_AT) - 1
         if j < 0:
             return 0  # before the first snapshot nothing is known and nothing holds
         k = bisect_right(steps_t, t, 0, m) - 1
@@ -157,10 +172,10 @@ def evaluate_agent(
     r: float = s0
     if mask_at(s0):
         r = -_INF
-        j = bisect_right(ats, s0, 0, n) - 1
+        j = bisect_right(snaps, s0, 0, n, key=_AT) - 1
         k = bisect_right(steps_t, s0, 0, m) - 1
         while j >= 0 or k >= 0:
-            ta = ats[j] if j >= 0 else -_INF
+            ta = snaps[j].at if j >= 0 else -_INF
             tb = steps_t[k] if k >= 0 else -_INF
             t = ta if ta >= tb else tb
             if ta == t:
@@ -177,7 +192,7 @@ def evaluate_agent(
         act = task = None
         sched = None
     else:
-        i = bisect_right(ats, r, 0, n)
+        i = bisect_right(snaps, r, 0, n, key=_AT)
         q = bisect_right(steps_t, r, 0, m)
         act = snaps[i - 1].activity if i > 0 else None
         task = snaps[i - 1].task if i > 0 else None
@@ -190,7 +205,7 @@ def evaluate_agent(
     found: list[tuple[int, int, int | None, tuple]] = []  # (start, rule index, end, state at start)
     prev = 0
     while True:
-        ta = ats[i] if i < n else _INF
+        ta = snaps[i].at if i < n else _INF
         tb = steps_t[q] if q < m else _INF
         if ta <= tb:
             if ta == _INF:
@@ -198,7 +213,7 @@ def evaluate_agent(
             t = ta
             snap = snaps[i]
             i += 1
-            while i < n and ats[i] == t:
+            while i < n and snaps[i].at == t:
                 snap = snaps[i]
                 i += 1
             act = snap.activity
@@ -322,8 +337,8 @@ def day_window(day: date, tz: ZoneInfo, segments: Sequence[Segment]) -> tuple[in
     day's last segment or the next day's first segment. ``segments`` are the
     agent's segments of days D-1..D+1.
     """
-    lo = local_midnight_ms(day, tz)
-    hi = local_midnight_ms(day + timedelta(days=1), tz)
+    lo = _midnight_ms(day, tz)
+    hi = _midnight_ms(day + timedelta(days=1), tz)
     mine = [s for s in segments if s.day == day and s.end > s.start]
     if mine:
         lo = min(lo, min(s.start for s in mine))
@@ -337,6 +352,30 @@ def day_window(day: date, tz: ZoneInfo, segments: Sequence[Segment]) -> tuple[in
     return lo, max(lo, hi)
 
 
+def logged_in_ms(timeline: Sequence[Snapshot], lo: int, hi: int) -> int:
+    """Milliseconds of [lo, hi) during which the agent was logged in (activity not Offline/Unknown).
+
+    Additive: for lo <= t <= hi, logged_in_ms(lo, hi) = logged_in_ms(lo, t) + logged_in_ms(t, hi).
+    """
+    if hi <= lo:
+        return 0
+    snaps = _sorted_snapshots(timeline)
+    # the snapshots in force during [lo, hi): from the last one at or before lo to the last before hi;
+    # each lasts until the next one (the last until hi), the first counts from lo at the earliest
+    first = max(0, bisect_right(snaps, lo, key=_AT) - 1)
+    stop = bisect_left(snaps, hi, key=_AT)
+    if first >= stop:
+        return 0
+    live = snaps[first:stop]
+    starts = list(map(_AT, live))
+    ends = starts[1:]
+    ends.append(hi)
+    if starts[0] < lo:
+        starts[0] = lo
+    logged = map(not_, map(_LOGGED_OUT_HAS, map(_ACTIVITY, live)))
+    return sum(compress(map(sub, ends, starts), logged))
+
+
 def day_figures(
     day: date,
     tz: ZoneInfo,
@@ -344,11 +383,14 @@ def day_figures(
     intervals: Sequence[tuple[int, int | None, bool]],
     timeline: Sequence[Snapshot],
     as_of_ms: int,
+    logged_in: int | None = None,
 ) -> DayFigures:
     """Adherence figures for ``day`` as of ``as_of_ms``.
 
     ``intervals`` are the agent's exceptions as (start, end or None while open,
-    approved). Only time before ``as_of_ms`` counts.
+    approved). Only time before ``as_of_ms`` counts. ``logged_in``, when given,
+    is ``logged_in_ms`` over the day's window up to ``as_of_ms``, already known
+    to the caller (the live loop adds up what it counted before).
     """
     sched = _union((s.start, min(s.end, as_of_ms)) for s in segments if s.day == day)
     scheduled = _total(sched)
@@ -370,20 +412,9 @@ def day_figures(
             hit = a == b and any(x <= a < y for x, y in sched)
         count += hit
 
-    lo, hi = day_window(day, tz, segments)
-    hi = min(hi, as_of_ms)
-    logged_in = 0
-    if hi > lo:
-        snaps = _sorted_snapshots(timeline)
-        ends = [s.at for s in snaps[1:]]
-        ends.append(hi)
-        for s, end in zip(snaps, ends):
-            at = s.at
-            if at >= hi:
-                break
-            if end <= lo or s.activity in LOGGED_OUT:
-                continue
-            logged_in += (end if end < hi else hi) - (at if at > lo else lo)
+    if logged_in is None:
+        lo, hi = day_window(day, tz, segments)
+        logged_in = logged_in_ms(timeline, lo, min(hi, as_of_ms))
 
     in_adh = scheduled - out
     return DayFigures(

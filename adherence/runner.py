@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_left
+from operator import attrgetter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from .evaluate import day_figures, day_window, evaluate_agent
+from .evaluate import SortedTimeline, day_figures, day_window, evaluate_agent, logged_in_ms
 from .metrics import METRICS
 from .model import UNKNOWN_ACTIVITY, Snapshot
 from .results import ExceptionWriter, save_day
@@ -40,6 +42,7 @@ MAX_CATCH_UP_DAYS = 14
 CHUNK = 400
 # From the start of monitoring until the feed first mentions an agent, the agent is not logged in.
 ORIGIN = Snapshot(0, UNKNOWN_ACTIVITY, "none", None, True)
+_AT = attrgetter("at")
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Runner:
         self.engine = engine
         self._lock = threading.Lock()  # one tick at a time, whatever calls it
         self._checkpoint: dict[str, int] = {}
+        # (worker, day) → (window start, counted up to, logged-in ms): see _logged_in
+        self._logged: dict[tuple[str, date], tuple[int, int, int]] = {}
         self._next_check: dict[str, int] = {}
         self._versions = (None, None)
         self.last_tick: TickStats | None = None
@@ -117,6 +122,7 @@ class Runner:
         key, team, tz = self.agent_info(worker_sid)
         # One millisecond earlier: an exception that *ends* exactly where the
         # change is (a late record closing it) is re-derived and replaced too.
+        changed_from = start_ms  # nothing in the timeline before this instant changed since the last evaluation
         start_ms -= 1
         origin = self.engine.journal.observed_from
         segs = self.segments(key, start_ms - LOOKBACK_MS - 2 * DAY_MS, now_ms + 2 * DAY_MS)
@@ -143,8 +149,12 @@ class Runner:
             timeline = journal_timeline(conn, worker_sid, lo, now_ms)
         else:
             timeline = self.engine.tracker.timeline(worker_sid, lo, now_ms)
+        # timelines are in time order: drop what precedes the origin with one bisect and a slice,
+        # and tell the evaluator it need not check the order again
         if origin is not None and origin <= now_ms:
-            timeline = [ORIGIN._replace(at=origin), *(s for s in timeline if s.at >= origin)]
+            timeline = SortedTimeline([ORIGIN._replace(at=origin)] + timeline[bisect_left(timeline, origin, key=_AT):])
+        else:
+            timeline = SortedTimeline(timeline)
 
         result = evaluate_agent(timeline, segs, rules, team, start_ms, now_ms)
         occurrences = result.occurrences
@@ -155,7 +165,9 @@ class Runner:
         next_check = result.next_check_ms
         for d, around, w0, w1 in days:
             intervals = writer.intervals(conn, worker_sid, w0, w1)
-            save_day(conn, worker_sid, key, team, day_figures(d, tz, around, intervals, timeline, now_ms), now_ms)
+            logged = self._logged_in(worker_sid, d, w0, min(w1, now_ms), changed_from, timeline, from_journal)
+            save_day(conn, worker_sid, key, team, day_figures(d, tz, around, intervals, timeline, now_ms, logged),
+                     now_ms)
             if w1 > now_ms:
                 next_check = w1 if next_check is None else min(next_check, w1)
                 if w0 <= now_ms and any(s.day == d for s in around):
@@ -163,6 +175,25 @@ class Runner:
                     stale = now_ms + MAX_STALENESS_MS
                     next_check = min(next_check, stale)
         return len(days), next_check
+
+    def _logged_in(self, worker_sid: str, day: date, w0: int, upto: int, changed_from: int, timeline,
+                   from_journal: bool) -> int:
+        """Logged-in ms of the day window [w0, upto): what was counted up to the last evaluation, plus since.
+
+        The count over [w0, t) depends only on snapshots before t, so it is reused while nothing before t
+        changed (every change marks the agent dirty from its instant, which is where ``changed_from``
+        comes from). A recompute counts from scratch.
+        """
+        if from_journal:
+            return logged_in_ms(timeline, w0, upto)
+        k = (worker_sid, day)
+        memo = self._logged.get(k)
+        if memo is not None and memo[0] == w0 and memo[1] <= changed_from and memo[1] <= upto:
+            total = memo[2] + logged_in_ms(timeline, memo[1], upto)
+        else:
+            total = logged_in_ms(timeline, w0, upto)
+        self._logged[k] = (w0, upto, total)
+        return total
 
     def _initial_start(self, worker_sid: str, now_ms: int) -> int:
         """Where an agent's first evaluation in this process starts.
@@ -193,6 +224,7 @@ class Runner:
             if versions != self._versions:
                 # new schedules or rules: re-evaluate everyone from yesterday on
                 self._checkpoint.clear()
+                self._logged.clear()
                 self._next_check.clear()
                 self._versions = versions
             self.engine.journal.catch_up()  # records a replay wrote while we run
@@ -232,6 +264,7 @@ class Runner:
                 if horizon > self.memory_from_ms:
                     self.engine.tracker.trim(horizon)
                     self.memory_from_ms = horizon
+                self._logged = {k: v for k, v in self._logged.items() if v[1] > now - 2 * DAY_MS}
                 self._last_trim_ms = now
             stats.duration_s = time.perf_counter() - t0
             self.last_tick = stats
