@@ -40,7 +40,7 @@ def _clone_sid(base: str, k: int) -> str:
 
 
 class Center:
-    def __init__(self, n: int, folder: Path, distinct: int = 10_000, seed: int = 1, hours: float = HOURS):
+    def __init__(self, n: int, folder: Path, distinct: int = 2_000, seed: int = 1, hours: float = HOURS):
         self.n = n
         self.start_ms = parse_instant_ms(START)
         d = min(n, distinct)

@@ -65,7 +65,7 @@ def run(n: int, distinct: int, steps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", default="1000,10000,50000", help="comma-separated sizes")
-    ap.add_argument("--distinct", type=int, default=10_000, help="agents simulated; larger sizes clone them")
+    ap.add_argument("--distinct", type=int, default=2_000, help="agents simulated; larger sizes clone them")
     ap.add_argument("--steps", type=int, default=3, help="steady-state steps of 15 s")
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
