@@ -110,9 +110,11 @@ def parse_date(text: str | date) -> date:
 
 def zone(name: str) -> ZoneInfo:
     """IANA zone name → ZoneInfo, or ValueError saying the zone is unknown."""
+    if not isinstance(name, str) or not name or len(name) > 100:
+        raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as Europe/Paris)")
     try:
-        return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as Europe/Paris)") from None
 
 

@@ -334,10 +334,7 @@ GOOD_CONFIG = (
     "auth:\n  twilio_auth_token: ${TWILIO_AUTH_TOKEN}\n  webhook_basic: {username: a, password: b}\n"
     "retention:\n  journal_days: 30\ntime_off: [PTO]\nlog_level: INFO\n"
 )
-# globally_unique_tzid.ics is left out: icalendar warns about a guessed zone only the first time in a
-# process, so loading it here would take the warning away from test_schedules_ical (a bug of
-# schedules/ical.py, reported: a hot reload loses the warning the same way).
-ICS_FILES = sorted(p for p in (REPO / "tests" / "calendars").glob("*.ics") if p.name != "globally_unique_tzid.ics") \
+ICS_FILES = sorted((REPO / "tests" / "calendars").glob("*.ics")) \
     + sorted((REPO / "schedules").glob("*.ics"))
 
 
@@ -412,21 +409,11 @@ def test_garbled_ics_gives_schedule_errors(tmp_path_factory, source, data):
     (folder / "cal.ics").write_bytes(raw)
     (folder / "roster.yaml").write_text(
         "agents:\n  frank: {worker_sid: WK0123456789abcdef0123456789abcdef, calendar: cal.ics}\n")
-    try:
-        schedule = _only_adherence_errors(lambda: load_schedules(folder, "America/New_York"))
-    except KNOWN_ICS_BUG:
-        return  # pinned below as a strict xfail until schedules/ical.py handles it
+    schedule = _only_adherence_errors(lambda: load_schedules(folder, "America/New_York"))
     if schedule is not None:  # a calendar that loads can be queried
         from datetime import date
 
         _only_adherence_errors(lambda: schedule.segments_for_day("frank", date(2026, 11, 24)))
-
-
-try:
-    from icalendar.error import BrokenCalendarProperty as KNOWN_ICS_BUG
-except ImportError:  # an icalendar without it cannot have the bug
-    class KNOWN_ICS_BUG(Exception):  # type: ignore[no-redef]
-        pass
 
 
 GOOGLE_ICS = REPO / "tests" / "calendars" / "google_x_wr_timezone_utc.ics"
@@ -441,8 +428,6 @@ def _broken_date(prop: str) -> str:
     return "".join(lines)
 
 
-@pytest.mark.xfail(strict=True, reason="schedules/ical.py _dt/_check_event: a malformed DTSTART/DTEND value raises "
-                                       "icalendar's BrokenCalendarProperty out of load_schedules, not a ScheduleError")
 @pytest.mark.parametrize("prop", ["DTSTART", "DTEND"])
 def test_malformed_ics_date_value_is_a_schedule_error(tmp_path, prop):
     (tmp_path / "cal.ics").write_text(_broken_date(prop))

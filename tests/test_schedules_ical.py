@@ -238,3 +238,13 @@ def test_every_shipped_test_calendar_loads_or_is_refused_cleanly(tmp_path):
             owned(folder, path.name)
         except ScheduleError as exc:
             assert exc.problems and all(p.file for p in exc.problems)
+
+
+def test_guessed_zone_warning_comes_back_on_every_load(tmp_path):
+    """icalendar warns once per process; a hot reload or a second `check` must still tell the planner."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = owned(tmp_path / "a", "globally_unique_tzid.ics")
+    second = owned(tmp_path / "b", "globally_unique_tzid.ics")
+    for s in (first, second):
+        assert any("globally unique" in w.message for w in s.warnings)

@@ -19,6 +19,7 @@ DURATION). What this module adds:
 from __future__ import annotations
 
 import logging
+import re
 import warnings as warnings_module
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -148,6 +149,10 @@ def _attendees(component: icalendar.Event) -> frozenset[str]:
     return frozenset(out)
 
 
+_TZID = re.compile(r"TZID=\"?([^:;\"]+)")
+_GUESSED: dict[str, str] = {}  # TZID → icalendar's warning about guessing it
+
+
 def _dt(component: icalendar.Event, name: str):
     prop = component.get(name)
     return None if prop is None else getattr(prop, "dt", None)
@@ -160,6 +165,18 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
     for prop, message in getattr(ev, "errors", []) or []:
         problems.append(Problem(f"{label}: bad {prop}: {message}", file, line_of(prop)))
         ok = False
+    if not ok:
+        return False
+    for name in ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RDATE", "EXDATE", "RRULE"):
+        prop = ev.get(name)
+        if prop is None:
+            continue
+        try:  # icalendar parses values lazily: a malformed one raises only when read
+            for p in prop if isinstance(prop, list) else [prop]:
+                getattr(p, "dt", None) if name != "RRULE" else dict(p)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the planner's file, not our crash
+            problems.append(Problem(f"{label}: bad {name} value ({exc})", file, line_of(name)))
+            ok = False
     if not ok:
         return False
     start = _dt(ev, "DTSTART")
@@ -231,8 +248,17 @@ def parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], proble
         except Exception as exc:  # icalendar raises ValueError and friends on malformed text
             problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
             return None
-    for w in caught:
-        warnings.append(Problem(str(w.message), fname))
+    caught_text = [str(w.message) for w in caught]
+    for tzid in set(_TZID.findall(text)):
+        # icalendar guesses a zone once per process and warns only then: remember
+        # its words so every load (a hot reload, ``check``) warns the planner again
+        said = [m for m in caught_text if tzid in m]
+        if said:
+            _GUESSED[tzid] = said[0]
+        elif tzid in _GUESSED:
+            caught_text.append(_GUESSED[tzid])
+    for message in caught_text:
+        warnings.append(Problem(message, fname))
     if not calendars:
         problems.append(Problem("not a valid iCalendar file (expected BEGIN:VCALENDAR ... END:VCALENDAR)", fname, 1))
         return None
