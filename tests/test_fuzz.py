@@ -436,8 +436,7 @@ def test_malformed_ics_date_value_is_a_schedule_error(tmp_path, prop):
         load_schedules(tmp_path, "America/New_York")
 
 
-def test_a_loader_crash_on_reload_keeps_the_last_good_schedule(tmp_path):
-    """Whatever a loader raises, the Reloadable keeps the last good version and reports the error."""
+def test_a_broken_calendar_on_reload_keeps_the_last_good_schedule(tmp_path):
     (tmp_path / "schedules").mkdir()
     (tmp_path / "schedules" / "roster.yaml").write_text(ICS_ROSTER)
     ics = tmp_path / "schedules" / "cal.ics"
@@ -449,7 +448,30 @@ def test_a_loader_crash_on_reload_keeps_the_last_good_schedule(tmp_path):
     _touch_later(ics, _broken_date("DTSTART").encode())
     assert source.check() is False
     assert source.current is good and source.status()["ok"] is False
-    assert source.errors and source.errors[0]
+    assert any("DTSTART" in e for e in source.errors)
+
+
+def test_a_loader_crash_keeps_the_last_good_version(caplog):
+    """Whatever a loader raises (a bug, not a planner's mistake), the last good version stays and /health says why."""
+    from adherence.reload import Reloadable
+
+    state = {"fp": 1, "fail": False}
+
+    def loader():
+        if state["fail"]:
+            raise KeyError("bug in a loader")
+        return object()
+
+    source = Reloadable("schedules", loader, lambda: (state["fp"],))
+    assert source.check() is True
+    good = source.current
+    state.update(fp=2, fail=True)
+    assert source.check() is False  # no exception escapes into the tick or the startup
+    assert source.current is good and source.status()["ok"] is False
+    assert "KeyError" in source.errors[0] and "bug in a loader" in source.errors[0]
+    assert any(getattr(r, "event", None) == "reload_failed" and r.exc_info for r in caplog.records)
+    state.update(fp=3, fail=False)
+    assert source.check() is True and source.errors == [] and source.version == 2
 
 
 @FAST
