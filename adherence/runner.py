@@ -72,6 +72,7 @@ class Runner:
         self._checkpoint: dict[str, int] = {}
         # (worker, day) → (window start, counted up to, logged-in ms): see _logged_in
         self._logged: dict[tuple[str, date], tuple[int, int, int]] = {}
+        self._origin_snap = ORIGIN
         self._next_check: dict[str, int] = {}
         self._versions = (None, None)
         self.last_tick: TickStats | None = None
@@ -136,8 +137,10 @@ class Runner:
             last = local_date(now_ms, tz)
             if day_range is not None:
                 d, last = max(d, day_range[0]), min(last, day_range[1])
+            one = timedelta(days=1)
             while d <= last:
-                around = [s for s in fig_segs if d - timedelta(days=1) <= s.day <= d + timedelta(days=1)]
+                before, after = d - one, d + one
+                around = [s for s in fig_segs if before <= s.day <= after]
                 w0, w1 = day_window(d, tz, around)
                 if w1 > origin and w1 >= start_ms and w0 <= now_ms:
                     days.append((d, around, w0, w1))
@@ -152,7 +155,12 @@ class Runner:
         # timelines are in time order: drop what precedes the origin with one bisect and a slice,
         # and tell the evaluator it need not check the order again
         if origin is not None and origin <= now_ms:
-            timeline = SortedTimeline([ORIGIN._replace(at=origin)] + timeline[bisect_left(timeline, origin, key=_AT):])
+            first = bisect_left(timeline, origin, key=_AT)
+            if self._origin_snap.at != origin:
+                self._origin_snap = ORIGIN._replace(at=origin)
+            sorted_tl = SortedTimeline((self._origin_snap,))
+            sorted_tl += timeline if first == 0 else timeline[first:]
+            timeline = sorted_tl
         else:
             timeline = SortedTimeline(timeline)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import operator
 import sqlite3
 import sys
 import threading
@@ -176,8 +177,7 @@ class Tracker:
         return n
 
 
-def _at(s: Snapshot) -> int:
-    return s.at
+_at = operator.attrgetter("at")  # a timeline's sort key (C-level: bisecting calls it often)
 
 
 def journal_timeline(conn: sqlite3.Connection, worker_sid: str, start_ms: int | None, end_ms: int) -> list[Snapshot]:
