@@ -10,8 +10,9 @@ The journal is the input of every result, so purging it is careful:
   saw before the purge.
 * The horizon never reaches into what the evaluator may still re-read after
   a restart (from the start of the day before yesterday, in every agent's
-  zone, plus its look-back), whatever ``journal_days`` says. So a restart
-  does not rewrite yesterday's results from a thinned journal.
+  zone, plus its look-back; after a stop, from the last stored tick),
+  whatever ``journal_days`` says. So a restart does not rewrite results
+  from a thinned journal.
 * Rows are deleted in small batches, one short write transaction each, so
   the webhook never waits long for the writer.
 * The horizon is recorded in ``meta`` (``purged_before``); ``recompute``
@@ -89,9 +90,22 @@ def _zones(engine) -> list:
 
 
 def evaluator_floor_ms(engine, now_ms: int) -> int:
-    """The earliest instant the live evaluator may still read from the journal."""
-    return min(local_midnight_ms(local_date(now_ms, tz) - timedelta(days=EVALUATOR_DAYS), tz)
-               for tz in _zones(engine))
+    """The earliest instant the live evaluator may still read from the journal.
+
+    After a stop the evaluator catches up from the last stored tick (up to
+    the runner's catch-up limit), so a purge made while the service was down
+    keeps what that catch-up will read.
+    """
+    floor = min(local_midnight_ms(local_date(now_ms, tz) - timedelta(days=EVALUATOR_DAYS), tz)
+                for tz in _zones(engine))
+    last_tick = engine.store.get_meta("last_tick_ms")
+    if last_tick is not None:
+        from . import runner
+
+        catch_up_days = getattr(runner, "MAX_CATCH_UP_DAYS", 14)
+        resume = max(int(last_tick), now_ms - catch_up_days * DAY_MS)
+        floor = min(floor, resume - (EVALUATOR_DAYS - 1) * DAY_MS)
+    return floor
 
 
 def purge_horizon_ms(engine, days: int, now_ms: int | None = None) -> int:

@@ -221,3 +221,15 @@ def test_no_retention_configured_purges_nothing(tmp_path):
     with pytest.raises(Exception, match="at least 1"):
         purge_journal(eng, -3)
     eng.close()
+
+
+def test_purge_after_a_stop_keeps_what_the_catch_up_will_read(tmp_path):
+    """The service stopped 6 days ago: its restart evaluates from then, so a purge now keeps those days."""
+    make_center(tmp_path, agents=1, days=1)
+    eng = open_engine(tmp_path, START + 10 * DAY_MS)
+    eng.store.set_meta("last_tick_ms", str(START + 4 * DAY_MS))
+    stats = purge_journal(eng, 1)
+    assert stats.horizon_ms <= START + 4 * DAY_MS - 2 * DAY_MS
+    eng.store.set_meta("last_tick_ms", str(START + 10 * DAY_MS - 60_000))  # running: the usual floor
+    assert purge_journal(eng, 1).horizon_ms == parse_instant_ms("2026-11-23T05:00:00Z")
+    eng.close()
