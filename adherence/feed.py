@@ -211,7 +211,7 @@ def _text(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def parse_record(index: int, raw: Any, received_ms: int) -> Record:
+def parse_record(index: int, raw: Any, received_ms: int, max_ahead_ms: int | None = None) -> Record:
     """One record → Record, or FeedError with the field path when it cannot be attributed."""
     where = f"records[{index}]"
     if not isinstance(raw, dict):
@@ -246,6 +246,10 @@ def parse_record(index: int, raw: Any, received_ms: int) -> Record:
                 # year 1 or 9999 would send the evaluator over millennia of days
                 at_ms, flagged = received_ms, True
                 notes.append(f"{where}.date_last_processed_event: outside 2000-2100, using receipt time")
+            elif max_ahead_ms is not None and at_ms > received_ms + max_ahead_ms:
+                # from the future: a wrong clock upstream must not become the agent's current state
+                at_ms, flagged = received_ms, True
+                notes.append(f"{where}.date_last_processed_event: ahead of the receipt time, using receipt time")
     activity = worker.get("activity_name")
     if not isinstance(activity, str) or not activity.strip():
         if activity is not None:
@@ -263,14 +267,19 @@ def parse_record(index: int, raw: Any, received_ms: int) -> Record:
     return Record(index, sid, event_sid, at_ms, flagged, activity[:200], derive_task_state(channels), raw, notes)
 
 
-def parse_envelope(data: Any, received_ms: int) -> Parsed:
-    """Validated envelope → usable records + rejected records. Raises FeedError for a bad envelope."""
+def parse_envelope(data: Any, received_ms: int, max_ahead_ms: int | None = None) -> Parsed:
+    """Validated envelope → usable records + rejected records. Raises FeedError for a bad envelope.
+
+    ``max_ahead_ms``: a record dated further than this after its receipt takes
+    the receipt time (the live webhook sets it; a replay of recorded or
+    simulated data does not).
+    """
     records = check_envelope(data)
     ok: list[Record] = []
     rejected: list[tuple[int, Any, str]] = []
     for i, raw in enumerate(records):
         try:
-            ok.append(parse_record(i, raw, received_ms))
+            ok.append(parse_record(i, raw, received_ms, max_ahead_ms))
         except FeedError as exc:
             rejected.append((i, raw, str(exc)))
     return Parsed(ok, rejected)

@@ -24,6 +24,9 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
+# A live record dated further ahead of its receipt than this takes the receipt time (clock skew guard).
+MAX_AHEAD_MS = 5 * 60_000
+
 _INSERT = (
     "INSERT OR IGNORE INTO journal (event_sid, worker_sid, at_ms, received_ms, flagged, activity, task, record)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -73,10 +76,11 @@ class Journal:
         METRICS.inc("adherence_rejected_bodies_total")
         log.warning("rejected feed body: %s", reason, extra={"event": "feed_rejected", "remote": remote, "bytes": len(body)})
 
-    def ingest_body(self, body: bytes, received_ms: int, content_type: str | None = None, remote: str | None = None) -> Counts:
+    def ingest_body(self, body: bytes, received_ms: int, content_type: str | None = None, remote: str | None = None,
+                    max_ahead_ms: int | None = MAX_AHEAD_MS) -> Counts:
         """A request body → journal. Raises FeedError (after keeping the body) when unusable."""
         try:
-            parsed = parse_envelope(parse_body(body), received_ms)
+            parsed = parse_envelope(parse_body(body), received_ms, max_ahead_ms)
         except FeedError as exc:
             self.reject_body(body, str(exc), received_ms, content_type, remote)
             raise

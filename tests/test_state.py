@@ -163,3 +163,11 @@ def test_records_replayed_by_another_process_reach_the_running_service(workdir, 
     rebuilt = Tracker()
     rebuilt.load_from_journal(engine.store.reader)
     assert rebuilt.timeline(WK) == engine.tracker.timeline(WK)
+
+
+def test_a_record_from_the_future_takes_the_receipt_time(client, engine, clock):
+    post(client, envelope("EV-future", clock.now_ms() + 3_600_000, "Break"))
+    snap = engine.tracker.current(WK).snapshot
+    assert snap.flagged and snap.at == clock.now_ms()
+    post(client, envelope("EV-skew", clock.now_ms() + 60_000, "Available"))  # small skew is kept as sent
+    assert engine.tracker.current(WK).snapshot.at == clock.now_ms() + 60_000
