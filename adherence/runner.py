@@ -294,6 +294,9 @@ class Runner:
             self.engine.rules.check()
             if self._rules() is None:
                 raise RuntimeError("no valid rules loaded: " + "; ".join(self.engine.rules.errors))
+            from .retention import check_recompute
+
+            check_recompute(self.engine, first)  # the journal must still hold the days asked for
             targets = workers or (self.known_workers() | set(journal_workers(self.engine.store.reader)))
             store = self.engine.store
             items = sorted(targets)

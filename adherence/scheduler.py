@@ -44,10 +44,11 @@ def start(engine) -> BackgroundScheduler:
                   next_run_time=_now_utc())  # first tick at once: the board is current right after a start
 
     def _listener(event) -> None:
+        what = "evaluation tick" if event.job_id == JOB_ID else "journal purge"
         if event.code == EVENT_JOB_MISSED:
-            log.warning("evaluation tick missed its time (machine busy?)")
+            log.warning("%s missed its time (machine busy?)", what)
         elif getattr(event, "exception", None) is not None:
-            log.error("evaluation tick failed: %s", event.exception)
+            log.error("%s failed: %s", what, event.exception)
 
     sched.add_listener(_listener, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     if engine.config.retention_journal_days:
