@@ -67,6 +67,9 @@ class Center:
         self.n = 0
 
     def send(self, worker: str, at: int, activity: str, task: str = "none"):
+        """Deliver a record; the clock moves to its time if it is ahead (records don't come from the future)."""
+        if at > self.clock.now_ms():
+            self.clock.set(at)
         self.n += 1
         channels = None
         if task != "none":
