@@ -171,6 +171,9 @@ class Runner:
         writer.replace(conn, worker_sid, key, team, tz, segs, occurrences, start_ms, store_until)
 
         next_check = result.next_check_ms
+        if any(o.end is None for o in occurrences):
+            # an open exception grows every second: its day's figures are refreshed at every tick
+            next_check = now_ms + 1 if next_check is None else min(next_check, now_ms + 1)
         for d, around, w0, w1 in days:
             intervals = writer.intervals(conn, worker_sid, w0, w1)
             logged = self._logged_in(worker_sid, d, w0, min(w1, now_ms), changed_from, timeline, from_journal)
