@@ -32,6 +32,9 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+# the stored record text: json.dumps(raw, separators=(",", ":"), ensure_ascii=False), with the encoder built once
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 
 @dataclass
 class Counts:
@@ -56,7 +59,9 @@ class Counts:
 class Journal:
     """Writes feed bodies to the journal and applies new records to the tracker."""
 
-    def __init__(self, store: Store, tracker: Tracker):
+    def __init__(self, store: Store, tracker: Tracker | None):
+        """``tracker`` None: journal only, no live state (``adherence replay``, whose process keeps none;
+        the service builds its state from the journal when it starts, or catches up while it runs)."""
         self.store = store
         self.tracker = tracker
         self.observed_from = load_observed_from(store.reader)
@@ -103,7 +108,7 @@ class Journal:
                             int(rec.flagged),
                             rec.activity,
                             rec.task,
-                            json.dumps(rec.raw, separators=(",", ":"), ensure_ascii=False),
+                            _encode(rec.raw),
                         ),
                     )
                     if cur.rowcount == 1:
@@ -129,7 +134,7 @@ class Journal:
                     self.observed_from = first
                     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(first),))
             # Apply inside the writer lock so live order == journal order (rebuild equals live).
-            for rec, received_ms in applied:
+            for rec, received_ms in applied if self.tracker is not None else ():
                 self.tracker.apply(
                     rec.worker_sid,
                     Snapshot(rec.at_ms, rec.activity, rec.task, rec.event_sid, rec.flagged),

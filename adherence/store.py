@@ -21,6 +21,8 @@ from typing import Iterator
 import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+CACHE_KIB = 64 * 1024
 
 # Named, applied once, recorded in _migrations; safe to run at every start.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -105,6 +107,12 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Performance only. In WAL mode with synchronous=NORMAL each checkpoint syncs the files; checkpointing
+    # every 10,000 pages (~40 MB of WAL) instead of SQLite's 1,000 makes that ten times rarer, which ingest
+    # (random inserts into the event-SID and worker indexes) feels most. A 64 MiB page cache per connection
+    # keeps those indexes' hot pages in memory.
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -160,6 +168,15 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def bulk_load(self, wal_pages: int = 50_000) -> None:
+        """Checkpoint the WAL more rarely on the writer (performance only: each checkpoint syncs).
+
+        For ``adherence replay``: fewer, larger checkpoints while it writes a feed. The WAL may grow
+        to ``wal_pages`` pages (~200 MB) before it is folded into the database.
+        """
+        with self._write_lock:
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {int(wal_pages)}")
 
     @property
     def reader(self) -> sqlite3.Connection:

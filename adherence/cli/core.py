@@ -184,11 +184,11 @@ def replay(config, files, batch, quiet) -> None:
     from ..clock import SystemClock
     from ..feed import parse_body, parse_envelope
     from ..journal import Counts, Journal
-    from ..state import Tracker
     from ..store import Store
 
     store = Store(config.database)
-    journal = Journal(store, Tracker())
+    store.bulk_load()
+    journal = Journal(store, None)  # journal only: this process keeps no live state
     clock = SystemClock()
     total = Counts()
     bad_lines: list[str] = []
