@@ -195,6 +195,7 @@ def replay(config, files, batch, quiet) -> None:
     size = sum(f.stat().st_size for f in files)
     pending: list = []
     pending_records = 0
+    unshown = 0
 
     def flush():
         nonlocal pending, pending_records
@@ -221,7 +222,10 @@ def replay(config, files, batch, quiet) -> None:
                 if pending_records >= batch:
                     flush()
                 if isinstance(raw, bytes):
-                    bar.update(len(raw))
+                    unshown += len(raw)
+                    if unshown >= 1 << 20:  # the bar moves by the megabyte: cheaper than by the line
+                        bar.update(unshown)
+                        unshown = 0
             flush()
         bar.update(size)
     store.close()
