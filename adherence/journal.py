@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -36,6 +37,12 @@ _INSERT = (
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _row(rec: Record, received_ms: int) -> tuple:
+    """The journal row of a record (the parameters of ``_INSERT``)."""
+    return (rec.event_sid, rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), rec.activity, rec.task,
+            _encode(rec.raw))
+
+
 @dataclass
 class Counts:
     accepted: int = 0
@@ -56,6 +63,18 @@ class Counts:
         return d
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One request's envelope waiting for the writer."""
+
+    parsed: Parsed
+    received_ms: int
+    rows: list
+    counts: Counts = field(default_factory=Counts)
+    done: bool = False
+    error: BaseException | None = None
+
+
 class Journal:
     """Writes feed bodies to the journal and applies new records to the tracker."""
 
@@ -71,6 +90,8 @@ class Journal:
         row = store.reader.execute("SELECT MAX(id) FROM journal").fetchone()
         self._high = row[0] or 0
         self._local: set[int] = set()
+        self._queue: list[_Pending] = []  # requests' envelopes waiting for the writer (group commit)
+        self._queue_lock = threading.Lock()
 
     def reject_body(self, body: bytes, reason: str, received_ms: int, content_type: str | None, remote: str | None) -> None:
         with self.store.write() as conn:
@@ -89,58 +110,101 @@ class Journal:
         except FeedError as exc:
             self.reject_body(body, str(exc), received_ms, content_type, remote)
             raise
-        return self.ingest_parsed([(parsed, received_ms)])
+        return self._ingest_grouped(parsed, received_ms)
 
     def ingest_parsed(self, batch: Iterable[tuple[Parsed, int]]) -> Counts:
         """Store a batch of parsed envelopes in ONE transaction, then apply them in journal order."""
         counts = Counts()
-        applied: list[tuple[Record, int]] = []
+        # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
+        work = [(parsed, received_ms, [(rec, _row(rec, received_ms)) for rec in parsed.records])
+                for parsed, received_ms in batch]
         with self.store.write() as conn:
-            for parsed, received_ms in batch:
-                for rec in parsed.records:
-                    cur = conn.execute(
-                        _INSERT,
-                        (
-                            rec.event_sid,
-                            rec.worker_sid,
-                            rec.at_ms,
-                            received_ms,
-                            int(rec.flagged),
-                            rec.activity,
-                            rec.task,
-                            _encode(rec.raw),
-                        ),
-                    )
-                    if cur.rowcount == 1:
-                        applied.append((rec, received_ms))
-                        if cur.lastrowid == self._high + 1:
-                            self._high += 1  # the usual case: nobody else writes
-                        else:
-                            self._local.add(cur.lastrowid)
-                        counts.accepted += 1
+            self._write(conn, work, [counts] * len(work))
+        return self._counted(counts)
+
+    def _ingest_grouped(self, parsed: Parsed, received_ms: int) -> Counts:
+        """One request's envelope, written together with those of requests waiting at the same time.
+
+        Group commit: each request queues its rows, then takes the writer lock. The first to get it
+        writes every queued envelope in one transaction (journal order = queue order) and applies them;
+        the others find theirs done when they get the lock, and answer. A request still answers only
+        after its records are committed; under load the writer does one commit for many requests.
+        """
+        item = _Pending(parsed, received_ms, [(rec, _row(rec, received_ms)) for rec in parsed.records])
+        with self._queue_lock:
+            self._queue.append(item)
+        with self.store.write_lock() as conn:
+            if not item.done:
+                with self._queue_lock:
+                    items, self._queue = self._queue, []
+                try:
+                    if (len(items) == 1 and len(item.rows) == 1 and not parsed.rejected
+                            and self.observed_from is not None and item.rows[0][0].at_ms >= self.observed_from):
+                        # one record alone: one INSERT is its own transaction (no BEGIN/COMMIT round trips)
+                        rec, row = item.rows[0]
+                        if self._stored(conn.execute(_INSERT, row), item.counts):
+                            self._apply([(rec, received_ms)])
                     else:
-                        counts.duplicates += 1
-                for index, raw, reason in parsed.rejected:
-                    conn.execute(
-                        "INSERT INTO rejected (received_ms, reason, content_type, remote_addr, body) VALUES (?, ?, ?, ?, ?)",
-                        (received_ms, reason[:2000], "application/json", None, _dump(raw)),
-                    )
-                    counts.rejected += 1
-                    if len(counts.errors) < 20:
-                        counts.errors.append(reason)
-            if applied:
-                first = min(rec.at_ms for rec, _ in applied)
-                if self.observed_from is None or first < self.observed_from:
-                    self.observed_from = first
-                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(first),))
-            # Apply inside the writer lock so live order == journal order (rebuild equals live).
-            for rec, received_ms in applied if self.tracker is not None else ():
-                self.tracker.apply(
-                    rec.worker_sid,
-                    Snapshot(rec.at_ms, rec.activity, rec.task, rec.event_sid, rec.flagged),
-                    rec.channels,
-                    received_ms,
+                        with self.store.write() as tx:
+                            self._write(tx, [(i.parsed, i.received_ms, i.rows) for i in items],
+                                        [i.counts for i in items])
+                except BaseException as exc:
+                    for i in items:
+                        i.error = exc
+                        i.counts = Counts()
+                for i in items:
+                    i.done = True
+        if item.error is not None:
+            raise item.error
+        return self._counted(item.counts)
+
+    def _write(self, conn, work, counts: list[Counts]) -> None:
+        """Insert the rows of ``work`` [(parsed, received_ms, [(record, row)])] and apply the new ones."""
+        applied: list[tuple[Record, int]] = []
+        for (parsed, received_ms, rows), c in zip(work, counts):
+            for rec, row in rows:
+                if self._stored(conn.execute(_INSERT, row), c):
+                    applied.append((rec, received_ms))
+            for index, raw, reason in parsed.rejected:
+                conn.execute(
+                    "INSERT INTO rejected (received_ms, reason, content_type, remote_addr, body) VALUES (?, ?, ?, ?, ?)",
+                    (received_ms, reason[:2000], "application/json", None, _dump(raw)),
                 )
+                c.rejected += 1
+                if len(c.errors) < 20:
+                    c.errors.append(reason)
+        if applied:
+            first = min(rec.at_ms for rec, _ in applied)
+            if self.observed_from is None or first < self.observed_from:
+                self.observed_from = first
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(first),))
+        # Apply inside the writer lock so live order == journal order (rebuild equals live).
+        self._apply(applied)
+
+    def _stored(self, cur, counts: Counts) -> bool:
+        """Book one INSERT OR IGNORE: True when the record was new (journaled), False for a duplicate."""
+        if cur.rowcount == 1:
+            if cur.lastrowid == self._high + 1:
+                self._high += 1  # the usual case: nobody else writes
+            else:
+                self._local.add(cur.lastrowid)
+            counts.accepted += 1
+            return True
+        counts.duplicates += 1
+        return False
+
+    def _apply(self, applied: list[tuple[Record, int]]) -> None:
+        if self.tracker is None:
+            return
+        for rec, received_ms in applied:
+            self.tracker.apply(
+                rec.worker_sid,
+                Snapshot(rec.at_ms, rec.activity, rec.task, rec.event_sid, rec.flagged),
+                rec.channels,
+                received_ms,
+            )
+
+    def _counted(self, counts: Counts) -> Counts:
         METRICS.inc("adherence_records_accepted_total", counts.accepted)
         METRICS.inc("adherence_records_duplicate_total", counts.duplicates)
         METRICS.inc("adherence_records_rejected_total", counts.rejected)

@@ -169,6 +169,13 @@ class Store:
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def write_lock(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection under the writer lock, no transaction opened: each statement is its
+        own transaction. For a write that is one statement (one round trip instead of three)."""
+        with self._write_lock:
+            yield self._writer
+
     def bulk_load(self, wal_pages: int = 50_000) -> None:
         """Checkpoint the WAL more rarely on the writer (performance only: each checkpoint syncs).
 

@@ -1,0 +1,49 @@
+"""The comparison endpoint of bench/http.py: Flask that only parses the JSON, on waitress.
+
+Served with the same waitress settings as `adherence serve` (adherence.cli.core.build_server).
+
+Usage: python bench/bare.py --port 8081 [--threads 8]
+"""
+
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+
+# bench/ holds http.py: keep it behind the standard library's http on the import path
+_HERE = _os.path.dirname(_os.path.abspath(__file__))
+_sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE] + [_HERE]
+
+import argparse
+import json
+
+from flask import Flask, jsonify, request
+from waitress import create_server
+
+app = Flask(__name__)
+
+
+@app.post("/webhooks/rta")
+def rta():
+    data = json.loads(request.get_data())
+    return jsonify({"ok": True, "accepted": len(data.get("records") or ()), "duplicates": 0, "rejected": 0})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--max-body", type=int, default=5 * 1024 * 1024)
+    args = ap.parse_args()
+    server = create_server(  # the settings of adherence.cli.core.build_server
+        app, host=args.host, port=args.port, threads=args.threads, ident="adherence",
+        max_request_body_size=args.max_body + 1024, channel_timeout=60, connection_limit=1000,
+        clear_untrusted_proxy_headers=True,
+    )
+    print(f"bare: listening on http://{args.host}:{server.effective_port}", flush=True)
+    server.run()
+
+
+if __name__ == "__main__":
+    main()
