@@ -199,7 +199,7 @@ class Journal:
         for rec, received_ms in applied:
             self.tracker.apply(
                 rec.worker_sid,
-                Snapshot(rec.at_ms, rec.activity, rec.task, rec.event_sid, rec.flagged),
+                Snapshot(rec.at_ms, rec.activity, rec.task, rec.flagged),
                 rec.channels,
                 received_ms,
             )
@@ -230,7 +230,7 @@ class Journal:
                     channels = _channel_summary(json.loads(record).get("channels"))
                 except (ValueError, AttributeError):
                     channels = ()
-                self.tracker.apply(worker, Snapshot(at, activity, task, event_sid, bool(flagged)), channels, received)
+                self.tracker.apply(worker, Snapshot(at, activity, task, bool(flagged)), channels, received)
                 if self.observed_from is None or at < self.observed_from:
                     self.observed_from = at
                     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(at),))

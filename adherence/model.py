@@ -20,9 +20,10 @@ class Snapshot(NamedTuple):
     at: int  # epoch ms (date_last_processed_event, or receipt time when that is null)
     activity: str  # TaskRouter activity name; "Unknown" when null
     task: str  # one of TASK_STATES
-    event_sid: str | None = None
     flagged: bool = False  # True when ``at`` fell back to the receipt time
-    channels: tuple = ()  # ((channel name, available, available_capacity, capacity, task state), ...)
+
+    # Kept small on purpose: the tracker holds millions of these (10,000 agents
+    # × a day of records). The event SID and channels live in the journal.
 
 
 class Segment(NamedTuple):

@@ -41,7 +41,7 @@ MAX_CATCH_UP_DAYS = 14
 # Agents per write transaction, so webhooks never wait long for the writer.
 CHUNK = 400
 # From the start of monitoring until the feed first mentions an agent, the agent is not logged in.
-ORIGIN = Snapshot(0, UNKNOWN_ACTIVITY, "none", None, True)
+ORIGIN = Snapshot(0, UNKNOWN_ACTIVITY, "none", True)
 _AT = attrgetter("at")
 
 

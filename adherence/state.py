@@ -154,7 +154,7 @@ class Tracker:
         n = 0
         latest_id: dict[str, int] = {}
         for jid, worker, at, activity, task, event_sid, flagged, received in rows:
-            snap = Snapshot(at, activity, task, event_sid, bool(flagged))
+            snap = Snapshot(at, activity, task, bool(flagged))
             if self.apply(worker, snap, (), received):
                 latest_id[worker] = jid
             n += 1
@@ -182,7 +182,7 @@ _at = operator.attrgetter("at")  # a timeline's sort key (C-level: bisecting cal
 
 def journal_timeline(conn: sqlite3.Connection, worker_sid: str, start_ms: int | None, end_ms: int) -> list[Snapshot]:
     """The same timeline as ``Tracker.timeline`` but read from the journal (for recompute)."""
-    cols = "at_ms, activity, task, event_sid, flagged"
+    cols = "at_ms, activity, task, flagged"
     rows = []
     if start_ms is not None:
         rows = conn.execute(
@@ -197,4 +197,4 @@ def journal_timeline(conn: sqlite3.Connection, worker_sid: str, start_ms: int | 
         rows = conn.execute(
             f"SELECT {cols} FROM journal WHERE worker_sid = ? AND at_ms <= ? ORDER BY at_ms, id", (worker_sid, end_ms)
         ).fetchall()
-    return [Snapshot(at, act, task, sid, bool(fl)) for at, act, task, sid, fl in rows]
+    return [Snapshot(at, act, task, bool(fl)) for at, act, task, fl in rows]

@@ -108,7 +108,7 @@ class Center:
                 continue  # a duplicate delivery: the journal would not apply it twice
             seen.add(ev)
             rec = parse_record(0, raw, delivery)
-            snap = Snapshot(rec.at_ms, rec.activity, rec.task, rec.event_sid, rec.flagged)
+            snap = Snapshot(rec.at_ms, rec.activity, rec.task, rec.flagged)
             chans = rec.channels
             for k, w in enumerate(self.copies[rec.worker_sid]):
                 apply(w, snap if k == 0 else snap._replace(event_sid=_clone_sid(rec.event_sid or "EV", k)),
