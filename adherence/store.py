@@ -99,6 +99,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
         """,
     ),
+    (
+        # retention deletes by record time; nothing reads journal rows by receipt time
+        "0003_journal_at_index",
+        """
+        DROP INDEX IF EXISTS journal_received;
+        CREATE INDEX IF NOT EXISTS journal_at ON journal(at_ms);
+        """,
+    ),
 ]
 
 
