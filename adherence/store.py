@@ -22,7 +22,8 @@ import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_AUTOCHECKPOINT_PAGES = 10_000
-CACHE_KIB = 64 * 1024
+CACHE_KIB = 8 * 1024  # per connection (one per request thread): memory adds up
+BULK_CACHE_KIB = 64 * 1024  # the writer's, while replaying
 
 # Named, applied once, recorded in _migrations; safe to run at every start.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -192,6 +193,7 @@ class Store:
         """
         with self._write_lock:
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {int(wal_pages)}")
+            self._writer.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
 
     @property
     def reader(self) -> sqlite3.Connection:
