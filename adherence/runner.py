@@ -38,6 +38,8 @@ LOOKBACK_MS = DAY_MS
 MAX_STALENESS_MS = 5 * 60_000
 # After a stop, evaluation resumes from the last stored tick, at most this far back.
 MAX_CATCH_UP_DAYS = 14
+# Agents with an open exception have their day's figures refreshed at least this often.
+OPEN_REFRESH_MS = 60_000
 # Agents per write transaction, so webhooks never wait long for the writer.
 CHUNK = 400
 # From the start of monitoring until the feed first mentions an agent, the agent is not logged in.
@@ -172,8 +174,9 @@ class Runner:
 
         next_check = result.next_check_ms
         if any(o.end is None for o in occurrences):
-            # an open exception grows every second: its day's figures are refreshed at every tick
-            next_check = now_ms + 1 if next_check is None else min(next_check, now_ms + 1)
+            # an open exception grows every second: its day's figures are refreshed every minute
+            due = now_ms + OPEN_REFRESH_MS
+            next_check = due if next_check is None else min(next_check, due)
         for d, around, w0, w1 in days:
             intervals = writer.intervals(conn, worker_sid, w0, w1)
             logged = self._logged_in(worker_sid, d, w0, min(w1, now_ms), changed_from, timeline, from_journal)

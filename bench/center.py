@@ -111,8 +111,7 @@ class Center:
             snap = Snapshot(rec.at_ms, rec.activity, rec.task, rec.flagged)
             chans = rec.channels
             for k, w in enumerate(self.copies[rec.worker_sid]):
-                apply(w, snap if k == 0 else snap._replace(event_sid=_clone_sid(rec.event_sid or "EV", k)),
-                      chans, delivery)
+                apply(w, Snapshot(*snap) if k else snap, chans, delivery)  # a clone holds its own snapshot
                 n += 1
             first = rec.at_ms if first is None else min(first, rec.at_ms)
         if first is not None and (eng.journal.observed_from is None or first < eng.journal.observed_from):
