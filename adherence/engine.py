@@ -19,7 +19,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 # How much of each timeline stays in memory; older periods are read from the journal.
-MEMORY_HORIZON_MS = 2 * 86_400_000
+MEMORY_HORIZON_MS = 3 * 86_400_000  # a first tick reads from yesterday minus a day of look-back
 
 
 class Engine:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from bisect import bisect_left
 from operator import attrgetter
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ DAY_MS = 86_400_000
 # exception already running at the evaluation start keeps its true start.
 LOOKBACK_MS = DAY_MS
 # Rows of agents who are in a segment but had no change are refreshed at least this often.
-MAX_STALENESS_MS = 5 * 60_000
+MAX_STALENESS_MS = 15 * 60_000
 # After a stop, evaluation resumes from the last stored tick, at most this far back.
 MAX_CATCH_UP_DAYS = 14
 # Agents with an open exception have their day's figures refreshed at least this often.
@@ -185,8 +186,10 @@ class Runner:
             if w1 > now_ms:
                 next_check = w1 if next_check is None else min(next_check, w1)
                 if w0 <= now_ms and any(s.day == d for s in around):
-                    # logged-in and scheduled time still growing: refresh now and then
-                    stale = now_ms + MAX_STALENESS_MS
+                    # logged-in and scheduled time still growing: refresh every MAX_STALENESS_MS, each
+                    # agent at its own phase so 10,000 agents don't all come due in the same tick
+                    phase = zlib.crc32(worker_sid.encode()) % MAX_STALENESS_MS
+                    stale = now_ms + MAX_STALENESS_MS - (now_ms - phase) % MAX_STALENESS_MS
                     next_check = min(next_check, stale)
         return len(days), next_check
 
