@@ -19,6 +19,7 @@ from .model import UNKNOWN_ACTIVITY
 from .timeutil import parse_instant_ms
 
 PRODUCT, OBJECT, VERSION = "Flex", "WFMWorkerChange", 1
+MAX_RECORDS = 10_000  # per envelope
 # Plausible record times; anything outside is a broken clock or a forged record.
 EARLIEST_MS, LATEST_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01, 2100-01-01 UTC
 
@@ -196,6 +197,9 @@ def check_envelope(data: Any) -> list:
     records = data.get("records")
     if not isinstance(records, list):
         problems.append(Problem(f"expected a list of records, got {_kind(records)}", path="records"))
+    elif len(records) > MAX_RECORDS:
+        # Flex folds a handful of changes into one event; a huge list would hold the writer for seconds
+        problems.append(Problem(f"{len(records)} records in one envelope (at most {MAX_RECORDS})", path="records"))
     if problems:
         raise FeedError(problems=problems)
     return records

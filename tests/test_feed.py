@@ -157,3 +157,11 @@ def test_unusable_bodies_say_what_is_wrong(body, message):
     with pytest.raises(FeedError) as err:
         parse_envelope(parse_body(body), RECEIVED)
     assert message in str(err.value)
+
+
+def test_an_envelope_with_too_many_records_is_refused():
+    data = load_fixture("offline-no-tasks.json")
+    data["records"] = data["records"] * 10_001
+    with pytest.raises(FeedError) as err:
+        parse_envelope(data, RECEIVED)
+    assert "records: 10001 records in one envelope (at most 10000)" in str(err.value)
