@@ -111,7 +111,8 @@ def _where(engine, f: Filters, *, day_col: str = "day") -> tuple[str, list]:
     return clauses, params
 
 
-def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0) -> tuple[list[dict], int]:
+def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
+               with_total: bool = True) -> tuple[list[dict], int | None]:
     """Exceptions matching the filters, newest first; also the total count."""
     clauses, params = _where(engine, f)
     if f.rule:
@@ -129,7 +130,7 @@ def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0)
         params.append(int(f.approved))
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     conn = engine.store.reader
-    total = conn.execute(f"SELECT COUNT(*) FROM exceptions{where}", params).fetchone()[0]
+    total = conn.execute(f"SELECT COUNT(*) FROM exceptions{where}", params).fetchone()[0] if with_total else None
     sql = f"SELECT * FROM exceptions{where} ORDER BY start_ms DESC, id DESC"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
@@ -138,22 +139,27 @@ def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0)
     return [exception_row(r, now) for r in conn.execute(sql, params)], total
 
 
-def iter_exceptions(engine, f: Filters) -> Iterator[dict]:
-    """All matching exceptions, streamed (for CSV of any size)."""
+def _all_pages(query, engine, f: Filters, page: int = 1000) -> Iterator[dict]:
+    """Every matching row, a page at a time: a CSV of any size without holding it in memory."""
     offset = 0
     while True:
-        rows, _ = exceptions(engine, f, limit=1000, offset=offset)
+        rows, _ = query(engine, f, limit=page, offset=offset, with_total=False)
         yield from rows
-        if len(rows) < 1000:
+        if len(rows) < page:
             return
-        offset += 1000
+        offset += page
 
 
-def adherence(engine, f: Filters, *, limit: int | None = None, offset: int = 0) -> tuple[list[dict], int]:
+def iter_exceptions(engine, f: Filters) -> Iterator[dict]:
+    return _all_pages(exceptions, engine, f)
+
+
+def adherence(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
+              with_total: bool = True) -> tuple[list[dict], int | None]:
     clauses, params = _where(engine, f)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     conn = engine.store.reader
-    total = conn.execute(f"SELECT COUNT(*) FROM adherence{where}", params).fetchone()[0]
+    total = conn.execute(f"SELECT COUNT(*) FROM adherence{where}", params).fetchone()[0] if with_total else None
     sql = f"SELECT * FROM adherence{where} ORDER BY day DESC, team, agent"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
@@ -162,13 +168,7 @@ def adherence(engine, f: Filters, *, limit: int | None = None, offset: int = 0) 
 
 
 def iter_adherence(engine, f: Filters) -> Iterator[dict]:
-    offset = 0
-    while True:
-        rows, _ = adherence(engine, f, limit=1000, offset=offset)
-        yield from rows
-        if len(rows) < 1000:
-            return
-        offset += 1000
+    return _all_pages(adherence, engine, f)
 
 
 def adherence_by_team(engine, f: Filters) -> list[dict]:
