@@ -248,3 +248,16 @@ def test_guessed_zone_warning_comes_back_on_every_load(tmp_path):
     second = owned(tmp_path / "b", "globally_unique_tzid.ics")
     for s in (first, second):
         assert any("globally unique" in w.message for w in s.warnings)
+
+
+def test_guessed_zone_warning_even_when_icalendar_guessed_earlier_in_the_process(tmp_path):
+    import warnings
+
+    import icalendar
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # icalendar guesses (and caches) the zone here, silently
+        cal = icalendar.Calendar.from_ical((CALENDARS / "globally_unique_tzid.ics").read_bytes())
+        _ = cal.walk("VEVENT")[0]["DTSTART"].dt
+    s = owned(tmp_path, "globally_unique_tzid.ics")
+    assert any("globally unique" in w.message and "'America/New_York'" in w.message for w in s.warnings)

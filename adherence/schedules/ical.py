@@ -150,7 +150,26 @@ def _attendees(component: icalendar.Event) -> frozenset[str]:
 
 
 _TZID = re.compile(r"TZID=\"?([^:;\"]+)")
-_GUESSED: dict[str, str] = {}  # TZID → icalendar's warning about guessing it
+
+
+def _vendor_prefix_guess(tzid: str) -> str | None:
+    """The IANA zone icalendar takes a ``/vendor/.../Area/City`` TZID to mean, if it has to guess."""
+    clean = tzid.strip("/")
+    if "/" not in clean or _is_zone(clean):
+        return None
+    parts = clean.split("/")
+    for i in range(1, len(parts)):
+        if _is_zone("/".join(parts[i:])):
+            return "/".join(parts[i:])
+    return None
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        zone(name)
+        return True
+    except ValueError:
+        return False
 
 
 def _dt(component: icalendar.Event, name: str):
@@ -224,6 +243,36 @@ def parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], proble
                    warnings: list[Problem]) -> IcsFile | None:
     """Read one .ics file; append problems and warnings. None if unusable.
 
+    icalendar warns when it guesses a zone (e.g. Lightning's /mozilla.org/.../America/New_York),
+    while parsing or later when a value is first read: the planner should hear about it as a
+    schedule warning rather than a Python one, so the whole parse runs under catch_warnings.
+    """
+    with warnings_module.catch_warnings(record=True) as caught:
+        warnings_module.simplefilter("always")
+        out = _parse_ics_file(path, file_index, time_off, problems, warnings)
+    caught_text = [str(w.message) for w in caught]
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for tzid in sorted(set(_TZID.findall(text))):
+        # icalendar guesses a zone once per process and warns only then: say it again
+        # ourselves, so every load (a hot reload, ``check``) tells the planner
+        if not any(tzid in m for m in caught_text):
+            guess = _vendor_prefix_guess(tzid)
+            if guess:
+                caught_text.append(
+                    f"Timezone {tzid!r} is a globally unique TZID; guessing it means {guess!r} by stripping "
+                    "the vendor prefix. This may be wrong. See RFC 5545 section 3.2.19.")
+    for message in dict.fromkeys(caught_text):
+        warnings.append(Problem(message, str(path)))
+    return out
+
+
+def _parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], problems: list[Problem],
+                    warnings: list[Problem]) -> IcsFile | None:
+    """Read one .ics file; append problems and warnings. None if unusable.
+
     ``time_off`` maps lower-case time-off names to their names as configured.
     """
     fname = str(path)
@@ -239,26 +288,11 @@ def parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], proble
     if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
         problems.append(Problem("not an iCalendar file (expected it to start with BEGIN:VCALENDAR)", fname, 1))
         return None
-    with warnings_module.catch_warnings(record=True) as caught:
-        # icalendar warns when it guesses a zone (e.g. Lightning's /mozilla.org/.../America/New_York):
-        # the planner should hear about it, as a schedule warning rather than a Python one.
-        warnings_module.simplefilter("always")
-        try:
-            calendars = icalendar.Calendar.from_ical(data, multiple=True)
-        except Exception as exc:  # icalendar raises ValueError and friends on malformed text
-            problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
-            return None
-    caught_text = [str(w.message) for w in caught]
-    for tzid in set(_TZID.findall(text)):
-        # icalendar guesses a zone once per process and warns only then: remember
-        # its words so every load (a hot reload, ``check``) warns the planner again
-        said = [m for m in caught_text if tzid in m]
-        if said:
-            _GUESSED[tzid] = said[0]
-        elif tzid in _GUESSED:
-            caught_text.append(_GUESSED[tzid])
-    for message in caught_text:
-        warnings.append(Problem(message, fname))
+    try:
+        calendars = icalendar.Calendar.from_ical(data, multiple=True)
+    except Exception as exc:  # icalendar raises ValueError and friends on malformed text
+        problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
+        return None
     if not calendars:
         problems.append(Problem("not a valid iCalendar file (expected BEGIN:VCALENDAR ... END:VCALENDAR)", fname, 1))
         return None
