@@ -6,7 +6,16 @@ import json
 import shutil
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI runs every property test on the same examples, so a result never depends on luck;
+# run locally without CI=true to explore new examples.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 from adherence.clock import FixedClock
 from adherence.config import load_config
