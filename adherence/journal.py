@@ -215,7 +215,12 @@ class Journal:
 
 
     def catch_up(self) -> int:
-        """Apply records other processes wrote to the journal; returns how many."""
+        """Apply records other processes wrote to the journal; returns how many.
+
+        They are applied after this process's own later rows, so among records with
+        exactly the same timestamp the live order may differ from a rebuild's (journal
+        id) order; every other record lands where a rebuild puts it.
+        """
         n = 0
         with self.store.write() as conn:
             rows = conn.execute(
