@@ -224,11 +224,11 @@ class Journal:
         n = 0
         with self.store.write() as conn:
             rows = conn.execute(
-                "SELECT id, worker_sid, at_ms, activity, task, event_sid, flagged, received_ms, record "
+                "SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms, record "
                 "FROM journal WHERE id > ? ORDER BY id",
                 (self._high,),
             ).fetchall()
-            for jid, worker, at, activity, task, event_sid, flagged, received, record in rows:
+            for jid, worker, at, activity, task, flagged, received, record in rows:
                 if jid in self._local:
                     continue
                 try:

@@ -137,12 +137,12 @@ class Tracker:
         rows: Iterable
         if since_ms is None:
             rows = conn.execute(
-                "SELECT id, worker_sid, at_ms, activity, task, event_sid, flagged, received_ms FROM journal ORDER BY id"
+                "SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms FROM journal ORDER BY id"
             )
         else:
             rows = conn.execute(
                 """
-                SELECT id, worker_sid, at_ms, activity, task, event_sid, flagged, received_ms FROM journal
+                SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms FROM journal
                 WHERE at_ms >= :since
                    OR id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (
                               PARTITION BY worker_sid ORDER BY at_ms DESC, id DESC) AS rn
@@ -153,7 +153,7 @@ class Tracker:
             )
         n = 0
         latest_id: dict[str, int] = {}
-        for jid, worker, at, activity, task, event_sid, flagged, received in rows:
+        for jid, worker, at, activity, task, flagged, received in rows:
             snap = Snapshot(at, activity, task, bool(flagged))
             if self.apply(worker, snap, (), received):
                 latest_id[worker] = jid
