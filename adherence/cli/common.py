@@ -13,18 +13,23 @@ from ..config import Config, load_config
 from ..errors import AdherenceError
 
 
-def config_option(f):
-    """``--config PATH`` (default ./config.yaml), loaded into ``config`` kwarg."""
-
-    @click.option(
+def config_path_option(help: str = "Configuration file."):
+    """``--config PATH`` (default ./config.yaml, or $ADHERENCE_CONFIG) as a ``config_path`` kwarg, unloaded."""
+    return click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default="config.yaml",
         show_default=True,
         envvar="ADHERENCE_CONFIG",
-        help="Configuration file.",
+        help=help,
     )
+
+
+def config_option(f):
+    """``--config PATH`` (default ./config.yaml), loaded into ``config`` kwarg."""
+
+    @config_path_option()
     @functools.wraps(f)
     def wrapper(*args, config_path: Path, **kwargs):
         kwargs["config"] = load_config_or_fail(config_path)

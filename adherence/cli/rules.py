@@ -8,7 +8,7 @@ import click
 
 from ..ruletest import run_rule_tests
 from . import cli
-from .common import load_config_or_fail
+from .common import config_path_option, load_config_or_fail
 
 
 @cli.group()
@@ -21,15 +21,7 @@ def rules() -> None:
 
 @rules.command("test")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="config.yaml",
-    show_default=True,
-    envvar="ADHERENCE_CONFIG",
-    help="Configuration file (used to find rules/tests/ when no FILE is given).",
-)
+@config_path_option("Configuration file (used to find rules/tests/ when no FILE is given).")
 def test_cmd(files: tuple[Path, ...], config_path: Path) -> None:
     """Run rule tests: each case PASS or FAIL with expected vs got; exit 1 on any failure.
 
