@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adherence.auth import sign_json
@@ -34,7 +34,7 @@ from adherence.rules import load_rules, rule_source
 from adherence.schedules import load_schedules, schedule_source
 from adherence.web import create_app
 
-from conftest import REPO, fixture_paths, load_fixture
+from conftest import REPO, fixture_paths
 
 NOW = "2026-11-25T15:00:00Z"
 TOKEN = "fuzz-token-3f9a1c"
