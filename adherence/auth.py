@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
@@ -68,6 +68,28 @@ def public_request_url(request_url: str, public_url: str | None) -> str:
     req = urlsplit(request_url)
     pub = urlsplit(public_url)
     return urlunsplit((pub.scheme, pub.netloc, pub.path or req.path, req.query, ""))
+
+
+def signed_request_url(request, public_url: str | None = None) -> str:
+    """The URL of ``request`` byte for byte as the client sent it, for signature checks.
+
+    Twilio signs the URL as registered, escapes and all. Werkzeug's ``request.url``
+    is decoded (``%2F`` becomes ``/``, ``caf%C3%A9`` becomes ``café``), so a signature
+    over it fails for any URL with such an escape. The path comes from the raw
+    request target (``REQUEST_URI``, which waitress and Werkzeug both set) and the
+    query from ``QUERY_STRING``, which WSGI servers pass undecoded.
+    """
+    environ = request.environ
+    query = environ.get("QUERY_STRING", "")
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    path = urlsplit(raw).path if raw.startswith(("http://", "https://")) else raw.partition("?")[0]
+    if not path.startswith("/"):
+        # no raw target: re-quote the decoded path the way Werkzeug does (a lone % stays as is)
+        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="!$&'()*+,/:;=@%")
+    if isinstance(query, bytes):  # pragma: no cover - WSGI says str, latin-1 decoded
+        query = query.decode("latin-1")
+    url = urlunsplit((request.scheme, request.host, path or "/", query, ""))
+    return public_request_url(url, public_url)
 
 
 def compute_signature(url: str, token: str, params: dict[str, list[str]] | None = None, algorithm: str = "HMAC_SHA1") -> str:

@@ -14,7 +14,7 @@ import sqlite3
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..auth import SETTINGS_HEADER, SIGNATURE_HEADER, check_basic, public_request_url, verify_twilio_signature
+from ..auth import SETTINGS_HEADER, SIGNATURE_HEADER, check_basic, signed_request_url, verify_twilio_signature
 from ..errors import FeedError
 from ..metrics import METRICS
 from . import error_response
@@ -31,7 +31,7 @@ def _authenticate(engine):
         if reason is not None:
             return _refuse(401 if reason.startswith("missing") else 403, reason, {"WWW-Authenticate": 'Basic realm="adherence-webhook"'})
     if cfg.twilio_auth_token:
-        url = public_request_url(request.url, cfg.server_public_url)
+        url = signed_request_url(request, cfg.server_public_url)
         reason = verify_twilio_signature(
             url=url,
             body=request.get_data(cache=True),
