@@ -23,8 +23,8 @@ from adherence.engine import Engine
 from adherence.web import create_app
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+# Twilio's published example events of the Flex "WFM Real-Time Adherence" feed (see README.md there).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rta"
 
 
 def fixture_paths() -> list[Path]:

@@ -33,7 +33,7 @@ BASIC_PW = "basic-SECRET-f00dcafe"
 API_TOKEN = "api-SECRET-0b5e6a77c3"
 SECRETS = (TWILIO_TOKEN, BASIC_PW, API_TOKEN)
 WEBHOOK = "http://localhost/webhooks/rta"
-TABLES = {"journal", "rejected", "exceptions", "adherence", "meta", "_migrations"}
+TABLES = {"journal", "rejected", "exceptions", "adherence", "meta", "_sqlite_migrations"}
 
 
 def body_of(sid="EV" + "1" * 32, **worker) -> bytes:

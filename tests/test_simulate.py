@@ -24,7 +24,7 @@ from adherence.schedules import load_schedules
 from adherence.simulate import generate, rules_folder, write
 from adherence.timeutil import parse_instant_ms, to_ms
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+from conftest import FIXTURES
 TZ = "America/New_York"
 START = to_ms(datetime(2026, 11, 25, 8, 0, tzinfo=ZoneInfo(TZ)))
 
@@ -43,8 +43,7 @@ def _published_keys() -> dict[str, set]:
     """Key sets of the published examples: record, worker, channel, reservation (without `direction`)."""
     keys: dict[str, set] = {"record": set(), "worker": set(), "channel": set(), "reservation": set()}
     paths = sorted(FIXTURES.glob("*.json"))
-    if not paths:
-        pytest.skip(f"published examples not found in {FIXTURES}")
+    assert paths, f"published examples missing from {FIXTURES}"
     for p in paths:
         for rec in json.loads(p.read_text())["records"]:
             keys["record"] |= set(rec)
