@@ -4,7 +4,15 @@ Planners edit config, schedule and rule files by hand; every error must
 point at the line to fix. PyYAML's safe loader drops positions, so this
 loader builds ``LineDict``/``LineList`` containers that remember the line of
 each key and item (1-based), and refuses duplicate keys, which plain YAML
-silently resolves to the last one.
+silently resolves to the last one. A key that overrides one brought in by a
+merge key (``- <<: *base`` then ``days: sat-sun``) is an override, as YAML
+means it, not a duplicate.
+
+These files are quoted in ``/health`` answers and log lines, so a few
+hundred bytes must never become megabytes: aliases whose expansion would be
+far larger than the text ("billion laughs") are refused right after
+composing, before anything is built, and ``short()`` bounds how much of a
+value a message quotes.
 """
 
 from __future__ import annotations
@@ -38,23 +46,128 @@ class LineList(list):
         return self.line
 
 
-def line_of(container: Any, key: Any = None) -> int | None:
-    """Line of ``container[key]`` (or of the container), if known."""
-    if key is not None and hasattr(container, "line_of"):
-        return container.line_of(key)
-    return getattr(container, "line", None) or None
+# A document may expand (each alias counted at its full size) to at most this many
+# values plus ten times the values it writes out: merge keys and shared lists stay far
+# below it; an alias bomb of a few levels is far above it.
+MAX_EXPANSION_BASE = 100_000
+MAX_EXPANSION_FACTOR = 10
+MAX_QUOTE = 80  # characters of a value that a message quotes
+
+
+def short(value: Any, limit: int = MAX_QUOTE) -> str:
+    """``repr(value)`` cut to ``limit`` characters, never building more than that of it."""
+    parts: list[str] = []
+    size = 0
+    for piece in _repr_pieces(value):
+        parts.append(piece)
+        size += len(piece)
+        if size > limit:
+            break
+    text = "".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repr_pieces(value: Any):
+    """repr() of nested lists and dicts as a lazy stream of pieces (shared sub-lists are not copied)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            yield item.text
+        elif isinstance(item, dict):
+            yield "{"
+            stack.append(_Text("}"))
+            for i, (k, v) in enumerate(reversed(list(item.items()))):
+                if i:
+                    stack.append(_Text(", "))
+                stack.extend((v, _Text(": "), k))
+        elif isinstance(item, (list, tuple)):
+            yield "[" if isinstance(item, list) else "("
+            stack.append(_Text("]" if isinstance(item, list) else ")"))
+            for i, v in enumerate(reversed(item)):
+                if i:
+                    stack.append(_Text(", "))
+                stack.append(v)
+        else:
+            yield repr(item)
+
+
+class _Text:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to far more values than its text holds.
+
+    PyYAML shares an aliased node instead of copying it, so loading is cheap,
+    but whatever walks the data afterwards (a validator quoting a value, a
+    repr in a log line, a JSON answer) pays for the full expansion. Sizes are
+    memoized per distinct node, so this check is linear in the text.
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            on_path.discard(nid)
+            size[nid] = 1 + sum(size[id(c)] for c in _children(node))
+            continue
+        if nid in size:
+            continue
+        if nid in on_path:
+            raise yaml.composer.ComposerError(None, None, "recursive alias (a value that contains itself)",
+                                              node.start_mark)
+        on_path.add(nid)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node))
+    limit = MAX_EXPANSION_BASE + MAX_EXPANSION_FACTOR * len(size)
+    if size[id(root)] <= limit:
+        return
+    worst = root  # walk down to the smallest value that is still too big: the anchor to blame
+    while True:
+        bigger = [c for c in _children(worst) if size[id(c)] > limit]
+        if not bigger:
+            break
+        worst = max(bigger, key=lambda c: size[id(c)])
+    raise yaml.composer.ComposerError(
+        None, None,
+        f"aliases expand this document to {size[id(root)]:,} values, more than {limit:,} "
+        "(an alias bomb?); write the values out instead of nesting aliases", worst.start_mark)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
+    explicit = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
+    loader.flatten_mapping(node)  # puts the merged pairs first, then the explicit ones
+    merged_count = len(node.value) - explicit
     result = LineDict()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
-    for key_node, value_node in node.value:
+    from_merge: set = set()
+    for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         try:
             hash(key)
@@ -62,7 +175,11 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
             raise yaml.constructor.ConstructorError(
                 None, None, "a mapping key must be a plain value", key_node.start_mark
             ) from None
-        if key in result:
+        if i < merged_count:
+            from_merge.add(key)  # several merged maps may share a key: flatten_mapping orders them so the last wins
+        elif key in from_merge:
+            from_merge.discard(key)  # an explicit key overrides the merged one
+        elif key in result:
             raise yaml.constructor.ConstructorError(
                 None,
                 None,

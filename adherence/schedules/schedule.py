@@ -76,10 +76,6 @@ class Schedule:
         key = self._by_sid.get(key_or_sid) or self._by_sid_lower.get(str(key_or_sid).lower())
         return self.agents.get(key) if key else None
 
-    def key_of(self, key_or_sid: str) -> str | None:
-        a = self.agent(key_or_sid)
-        return a.key if a else None
-
     def tz(self, agent_key: str) -> ZoneInfo:
         """The agent's zone (the config's default zone for agents not in the roster)."""
         plan = self._plans.get(agent_key)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import Problem
 from ..timeutil import parse_date, zone
-from ..yamlfile import LineDict, LineList, YamlSyntaxError, load_file
+from ..yamlfile import LineDict, LineList, YamlSyntaxError, load_file, short
 
 TOP_KEYS = ("timezone", "agents", "shifts", "days_off")
 AGENT_KEYS = ("worker_sid", "name", "email", "team", "timezone", "calendar")
@@ -98,19 +98,19 @@ def _line(container: Any, key: Any = None) -> int | None:
 def parse_segment(text: Any) -> tuple[int, int, str]:
     """``"22:00-06:00 Available"`` → (start minute, end minute, activity); ValueError otherwise."""
     if not isinstance(text, str):
-        raise ValueError(f"expected a segment like '09:00-12:00 Available', got {text!r}")
+        raise ValueError(f"expected a segment like '09:00-12:00 Available', got {short(text)}")
     m = _SEGMENT.match(text)
     if not m:
-        raise ValueError(f"expected a segment like '09:00-12:00 Available' (HH:MM-HH:MM Activity), got {text!r}")
+        raise ValueError(f"expected a segment like '09:00-12:00 Available' (HH:MM-HH:MM Activity), got {short(text)}")
     h1, m1, h2, m2 = (int(g) for g in m.groups()[:4])
     activity = m.group(5)
     if h1 > 23 or m1 > 59:
-        raise ValueError(f"bad start time {m.group(1)}:{m.group(2)} in {text!r} (expected 00:00 to 23:59)")
+        raise ValueError(f"bad start time {m.group(1)}:{m.group(2)} in {short(text)} (expected 00:00 to 23:59)")
     if (h2 > 23 and not (h2 == 24 and m2 == 0)) or m2 > 59:
-        raise ValueError(f"bad end time {m.group(3)}:{m.group(4)} in {text!r} (expected 00:00 to 24:00)")
+        raise ValueError(f"bad end time {m.group(3)}:{m.group(4)} in {short(text)} (expected 00:00 to 24:00)")
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if start == end:
-        raise ValueError(f"segment {text!r} has no length (start equals end)")
+        raise ValueError(f"segment {short(text)} has no length (start equals end)")
     return start, end, activity
 
 
@@ -121,7 +121,7 @@ def parse_days(value: Any) -> frozenset[int]:
     for item in items:
         text = str(item).strip().lower() if isinstance(item, str) else None
         if not text:
-            raise ValueError(f"expected day names like [mon, tue, wed] or mon-fri, got {item!r}")
+            raise ValueError(f"expected day names like [mon, tue, wed] or mon-fri, got {short(item)}")
         if text in _GROUPS:
             out.update(_GROUPS[text])
             continue
@@ -129,7 +129,7 @@ def parse_days(value: Any) -> frozenset[int]:
         nums = [_day_number(p) for p in parts]
         if None in nums or len(nums) > 2:
             raise ValueError(
-                f"unknown day {item!r} (expected mon, tue, wed, thu, fri, sat, sun, a range like mon-fri, "
+                f"unknown day {short(item)} (expected mon, tue, wed, thu, fri, sat, sun, a range like mon-fri, "
                 "weekdays, weekends or daily)"
             )
         if len(nums) == 1:
@@ -167,7 +167,7 @@ class _Ctx:
 def _check_keys(ctx: _Ctx, data: LineDict, allowed: tuple, what: str) -> None:
     for key in data:
         if key not in allowed:
-            ctx.err(f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})", _line(data, key))
+            ctx.err(f"unknown key {short(key)} in {what} (expected one of: {', '.join(allowed)})", _line(data, key))
 
 
 def _opt_str(ctx: _Ctx, data: LineDict, key: str, what: str) -> str | None:
@@ -175,7 +175,7 @@ def _opt_str(ctx: _Ctx, data: LineDict, key: str, what: str) -> str | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-        ctx.err(f"{what} {key}: expected text, got {v!r}", _line(data, key))
+        ctx.err(f"{what} {key}: expected text, got {short(v)}", _line(data, key))
         return None
     return str(v)
 
@@ -197,7 +197,7 @@ def _names(ctx: _Ctx, data: LineDict, key: str, what: str) -> list[tuple[str, in
     for i, item in enumerate(items):
         line = _line(v, i) if isinstance(v, LineList) else _line(data, key)
         if isinstance(item, bool) or not isinstance(item, (str, int)):
-            ctx.err(f"{what} {key}: expected names, got {item!r}", line)
+            ctx.err(f"{what} {key}: expected names, got {short(item)}", line)
             continue
         out.append((str(item), line or _line(data, key)))
     return out
@@ -206,9 +206,9 @@ def _names(ctx: _Ctx, data: LineDict, key: str, what: str) -> list[tuple[str, in
 def _parse_agent(ctx: _Ctx, key: Any, entry: Any, line: int, file_tz: str | None, base: Path) -> AgentSpec | None:
     name = str(key)
     if not isinstance(entry, LineDict):
-        ctx.err(f"agent {name!r}: expected a mapping with worker_sid, name, email, team, timezone, calendar", line)
+        ctx.err(f"agent {short(name)}: expected a mapping with worker_sid, name, email, team, timezone, calendar", line)
         return None
-    what = f"agent {name!r}"
+    what = f"agent {short(name)}"
     _check_keys(ctx, entry, AGENT_KEYS, what)
     sid = entry.get("worker_sid")
     ok = True
@@ -216,7 +216,7 @@ def _parse_agent(ctx: _Ctx, key: Any, entry: Any, line: int, file_tz: str | None
         ctx.err(f"{what}: worker_sid is required (expected WK followed by 32 hex digits)", line)
         ok = False
     elif not isinstance(sid, str) or not WORKER_SID.match(sid):
-        ctx.err(f"{what}: bad worker_sid {sid!r} (expected WK followed by 32 hex digits)", _line(entry, "worker_sid"))
+        ctx.err(f"{what}: bad worker_sid {short(sid)} (expected WK followed by 32 hex digits)", _line(entry, "worker_sid"))
         ok = False
     tz = _opt_str(ctx, entry, "timezone", what)
     if tz is not None:
@@ -227,7 +227,7 @@ def _parse_agent(ctx: _Ctx, key: Any, entry: Any, line: int, file_tz: str | None
             ok = False
     email = _opt_str(ctx, entry, "email", what)
     if email is not None and ("@" not in email or " " in email.strip()):
-        ctx.err(f"{what}: bad email {email!r} (expected name@example.com)", _line(entry, "email"))
+        ctx.err(f"{what}: bad email {short(email)} (expected name@example.com)", _line(entry, "email"))
         email = None
     cal = _opt_str(ctx, entry, "calendar", what)
     cal_path = None
@@ -235,11 +235,11 @@ def _parse_agent(ctx: _Ctx, key: Any, entry: Any, line: int, file_tz: str | None
         p = Path(cal).expanduser()
         cal_path = (p if p.is_absolute() else base / p).resolve()
         if cal_path.suffix.lower() != ".ics":
-            ctx.err(f"{what}: calendar {cal!r} is not an .ics file (expected a path like {name}.ics)",
+            ctx.err(f"{what}: calendar {short(cal)} is not an .ics file (expected a path like {name}.ics)",
                     _line(entry, "calendar"))
             ok = False
         elif not cal_path.is_file():
-            ctx.err(f"{what}: calendar file {cal!r} not found (relative paths are relative to {ctx.file})",
+            ctx.err(f"{what}: calendar file {short(cal)} not found (relative paths are relative to {ctx.file})",
                     _line(entry, "calendar"))
             ok = False
     if not ok:
