@@ -57,5 +57,5 @@ def test_every_http_endpoint_is_in_the_readme(app):
 def test_readme_quick_start_is_two_commands():
     block = README.split("## Quick start", 1)[1]
     assert "pip install -e . && adherence demo" in block
-    assert "pip install -e '.[test]' && python -m pytest" in block
+    assert "pip install -c requirements/test.lock -e '.[test]' && python -m pytest" in block
     assert "python3 -m pytest" in (REPO / ".ci" / "run").read_text()
