@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import sqlite_utils
 
@@ -25,8 +25,9 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 CACHE_KIB = 8 * 1024  # per connection (one per request thread): memory adds up
 BULK_CACHE_KIB = 64 * 1024  # the writer's, while replaying
 
-# Named, applied once, recorded in _migrations; safe to run at every start.
-MIGRATIONS: list[tuple[str, str]] = [
+# Named, applied once (sqlite-utils records them in _sqlite_migrations); safe to run at every start.
+# Append only: a migration once released is never edited. A body is SQL or a function of the Database.
+MIGRATIONS: list[tuple[str, Any]] = [
     (
         "0001_journal",
         """
@@ -126,28 +127,65 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+LEGACY_MIGRATIONS_TABLE = "_migrations"  # our own bookkeeping before sqlite-utils kept it
+
+
+def _migration_set() -> sqlite_utils.Migrations:
+    """``MIGRATIONS`` as a sqlite-utils migration set (it records what ran in ``_sqlite_migrations``).
+
+    An entry's body is SQL (statements run one by one: ``executescript`` would commit mid-migration)
+    or a function of the sqlite-utils ``Database``, for migrations written with its table API.
+    """
+    migrations = sqlite_utils.Migrations("adherence")
+    for name, body in MIGRATIONS:
+        if callable(body):
+            migrations(name=name)(body)
+        else:
+
+            def run(db: sqlite_utils.Database, sql: str = body) -> None:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+
+            migrations(name=name)(run)
+    return migrations
+
+
+def _adopt_legacy(db: sqlite_utils.Database, migrations: sqlite_utils.Migrations) -> None:
+    """A database made before migrations were sqlite-utils': record what it had applied, then drop
+    the old table, so the same migrations are not run twice."""
+    if not db[LEGACY_MIGRATIONS_TABLE].exists():
+        return
+    migrations.ensure_migrations_table(db)
+    done = {m.name for m in migrations.applied(db)}
+    for (name,) in db.execute(f"SELECT name FROM {LEGACY_MIGRATIONS_TABLE} ORDER BY rowid").fetchall():
+        if name not in done:
+            migrations._record_applied(db, name)
+    db.execute(f"DROP TABLE {LEGACY_MIGRATIONS_TABLE}")
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending migrations; return the names applied."""
-    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_ms INTEGER)")
-    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in sql.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(
-                "INSERT INTO _migrations VALUES (?, CAST(strftime('%s','now') AS INTEGER) * 1000)", (name,)
-            )
-            conn.execute("COMMIT")
-        except BaseException:
+    """Apply pending migrations; return the names applied.
+
+    The whole run holds the write lock (BEGIN IMMEDIATE): two processes starting on one new database
+    (``serve`` and ``replay``) would otherwise both see a migration pending and the second would fail
+    on "table already exists". sqlite-utils nests each migration's own transaction as a savepoint.
+    """
+    db = sqlite_utils.Database(conn)
+    migrations = _migration_set()
+    if not migrations.pending(db) and not db[LEGACY_MIGRATIONS_TABLE].exists():
+        return []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _adopt_legacy(db, migrations)
+        names = [m.name for m in migrations.pending(db)]
+        migrations.apply(db)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
+        raise
+    return names
 
 
 class Store:
