@@ -1,4 +1,4 @@
-"""The comparison endpoint of bench/http.py: Flask that only parses the JSON, on waitress.
+"""The comparison endpoint of bench/webhook.py: Flask that only parses the JSON, on waitress.
 
 Served with the same waitress settings as `adherence serve` (adherence.cli.core.build_server).
 
@@ -6,13 +6,6 @@ Usage: python bench/bare.py --port 8081 [--threads 8]
 """
 
 from __future__ import annotations
-
-import os as _os
-import sys as _sys
-
-# bench/ holds http.py: keep it behind the standard library's http on the import path
-_HERE = _os.path.dirname(_os.path.abspath(__file__))
-_sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE] + [_HERE]
 
 import argparse
 import json

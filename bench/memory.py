@@ -15,13 +15,6 @@ Usage: python bench/memory.py [--agents 10000] [--hours 3]
 
 from __future__ import annotations
 
-import os as _os
-import sys as _sys
-
-# bench/ holds http.py: keep it behind the standard library's http on the import path
-_HERE = _os.path.dirname(_os.path.abspath(__file__))
-_sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE] + [_HERE]
-
 import argparse
 import json
 import os
@@ -35,7 +28,6 @@ import urllib.request
 from pathlib import Path
 
 from common import out_dir, rss_mb, simulate_cmd, table, verdict, write_section
-from http import HTTPStatus  # noqa: F401  (the standard library's http, not bench/http.py)
 
 TZ = "America/New_York"
 

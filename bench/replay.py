@@ -14,13 +14,6 @@ Usage: python bench/replay.py [--agents 1000] [--hours 12] [--repeat 2]
 
 from __future__ import annotations
 
-import os as _os
-import sys as _sys
-
-# bench/ holds http.py: keep it behind the standard library's http on the import path
-_HERE = _os.path.dirname(_os.path.abspath(__file__))
-_sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE] + [_HERE]
-
 import argparse
 import json
 import os

@@ -12,17 +12,10 @@ record with a reservation). Then the journal is counted against wrk's 2xx answer
 Targets: serve >= 70 % of bare's requests/s; p99 < 50 ms; no errors, no non-2xx; nothing lost
 (the journal holds a record for every 2xx).
 
-Usage: python bench/http.py [--agents 1000] [--duration 20] [--connections 16] [--threads 8]
+Usage: python bench/webhook.py [--agents 1000] [--duration 20] [--connections 16] [--threads 8]
 """
 
 from __future__ import annotations
-
-import os as _os
-import sys as _sys
-
-# bench/ holds http.py: keep it behind the standard library's http on the import path
-_HERE = _os.path.dirname(_os.path.abspath(__file__))
-_sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE] + [_HERE]
 
 import argparse
 import json
@@ -317,5 +310,4 @@ def wait_up_post(port: int, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     main()
