@@ -74,7 +74,7 @@ def flatten_segments(segments: Sequence[Segment]) -> list[Segment]:
                 winner = s
         if winner is None:
             continue
-        if out and out[-1].end == a and out[-1] is not None and _same(out[-1], winner):
+        if out and out[-1].end == a and _same(out[-1], winner):
             out[-1] = out[-1]._replace(end=b)
         else:
             out.append(winner._replace(start=a, end=b))

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Iterable, Iterator
 
 from .errors import AdherenceError, NotFound
+from .rules import SEVERITIES
 from .results import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS, adherence_row, exception_row
 from .timeutil import parse_date
 
@@ -21,7 +22,6 @@ class FilterError(AdherenceError):
     """A report filter is invalid."""
 
 
-SEVERITIES = ("info", "warning", "critical")
 
 
 @dataclass

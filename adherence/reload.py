@@ -21,12 +21,16 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def folder_fingerprint(folder: Path, patterns: Iterable[str]) -> tuple:
-    """What changes when a planner edits, adds or removes a matching file."""
+def folder_fingerprint(folder: Path, patterns: Iterable[str], *, recursive: bool = True) -> tuple:
+    """What changes when a planner edits, adds or removes a matching file (in subfolders too unless
+    ``recursive`` is false: rule files live directly in their folder, beside a ``tests/`` folder whose
+    edits must not reload the rules)."""
     items = []
     if folder.is_dir():
         for pattern in patterns:
-            for p in folder.rglob(pattern):
+            for p in folder.rglob(pattern) if recursive else folder.glob(pattern):
+                if not p.is_file():
+                    continue
                 try:
                     st = p.stat()
                 except OSError:

@@ -19,11 +19,12 @@ from typing import Any, Iterable, Mapping
 
 from .errors import Problem, RuleError
 from .model import TASK_STATES
-from .reload import Reloadable
+from .reload import Reloadable, folder_fingerprint
 from .timeutil import format_duration, parse_duration
 from .yamlfile import YamlSyntaxError, load_file
 
 SEVERITIES = ("info", "warning", "critical")
+RULE_PATTERNS = ("*.yaml", "*.yml")
 CONDITION_FIELDS = ("scheduled", "activity", "task", "team")
 TOP_KEYS = ("allowed", "rules")
 RULE_KEYS = ("name", "description", "when", "for", "severity", "labels")
@@ -494,20 +495,6 @@ def _hint(name: str, known: set[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def rules_fingerprint(folder: Path) -> tuple:
-    """What changes when a rule file directly in ``folder`` is edited, added or removed."""
-    items = []
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if p.suffix in (".yaml", ".yml") and p.is_file():
-                try:
-                    st = p.stat()
-                except OSError:
-                    continue
-                items.append((str(p), st.st_mtime_ns, st.st_size))
-    return tuple(sorted(items))
-
-
 def rule_source(config) -> Reloadable[RuleSet]:
     """A hot-reloading rule set for ``config.rules`` (the folder; ``tests/`` excluded).
 
@@ -515,4 +502,4 @@ def rule_source(config) -> Reloadable[RuleSet]:
     when an edit is broken, and ``.errors`` says what is wrong.
     """
     folder = Path(config.rules)
-    return Reloadable("rules", lambda: load_rules(folder), lambda: rules_fingerprint(folder))
+    return Reloadable("rules", lambda: load_rules(folder), lambda: folder_fingerprint(folder, RULE_PATTERNS, recursive=False))

@@ -323,3 +323,25 @@ def test_rule_source_ignores_the_tests_folder(tmp_path):
     write(tmp_path, "tests/t.yaml", "broken: [")
     assert src.check() is False
     assert src.errors == []
+
+
+def test_rule_files_reload_on_edit_but_not_on_edits_of_their_tests(tmp_path):
+    import os
+    from types import SimpleNamespace
+
+    from adherence.rules import rule_source
+
+    folder = tmp_path / "rules"
+    (folder / "tests").mkdir(parents=True)
+    rules = folder / "r.yaml"
+    rules.write_text("rules:\n  - name: a\n    when: {activity: Offline}\n    for: 1m\n    severity: info\n")
+    case = folder / "tests" / "t.yaml"
+    case.write_text("tests: []\n")
+    source = rule_source(SimpleNamespace(rules=folder))
+    assert source.check() is True
+    case.write_text("tests: []  # edited\n")
+    assert source.check() is False  # a rule test is not a rule
+    rules.write_text(rules.read_text().replace("1m", "2m"))
+    os.utime(rules, ns=(1, 1))  # a different mtime whatever the file system's resolution
+    assert source.check() is True
+    assert source.version == 2

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import click
 
 from ..errors import AdherenceError
+from ..rules import SEVERITIES
 from ..queries import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS, Filters, csv_lines, iter_adherence, iter_exceptions
 from . import cli
 from .common import config_option, fail, format_option, print_json, print_table
@@ -33,7 +34,7 @@ def read_context(config):
 @click.option("--team", help="Only this team.")
 @click.option("--agent", help="Only this agent (roster key or worker SID).")
 @click.option("--rule", help="Exceptions of this rule only.")
-@click.option("--severity", type=click.Choice(["info", "warning", "critical"]), help="Exceptions of this severity only.")
+@click.option("--severity", type=click.Choice(SEVERITIES), help="Exceptions of this severity only.")
 @click.option("--status", type=click.Choice(["open", "closed"]), help="Open or closed exceptions only.")
 @format_option()
 def report(config, what, date, first, last, team, agent, rule, severity, status, fmt) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from ..queries import SEVERITIES
+from ..rules import SEVERITIES
 from ..results import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS
 from .api import AGENTS_DEFAULT_LIMIT, AGENTS_MAX_LIMIT, DEFAULT_LIMIT, MAX_BY, MAX_LIMIT, MAX_NOTE, TEAM_COLUMNS
 
