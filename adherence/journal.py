@@ -6,6 +6,20 @@ passed authentication is kept: usable records in ``journal``, unusable
 bodies and records in ``rejected`` with the reason. A record whose
 ``last_processed_event_sid`` was already journaled is a duplicate:
 acknowledged and counted, not applied twice.
+
+TaskRouter events (``ingest_events``) are journaled one row per event, the
+row holding the raw event and the snapshot derived from every event of that
+worker up to its instant. An event older than what is known re-derives the
+worker's later instants: where a snapshot changes, a correction row (no
+event SID) at that instant follows, and the last row at an instant wins, in
+the tracker as in a journal read. So the journal stays append-only and the
+timeline a function of the journal, whatever order events came in.
+
+One worker is fed by one family of sources: the RTA feed, or TaskRouter
+events (callback, Event Streams and backfill carry the same events and
+merge). A record or event of the other family for that worker is refused
+(kept in ``rejected`` with the reason): two views of one agent would make
+its timeline flip between them.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from .errors import FeedError
 from .feed import Parsed, Record, _channel_summary, parse_body, parse_envelope
 from .metrics import METRICS
 from .model import Snapshot
+from .sources import events as tr
 from .state import Tracker
 from .store import Store
 
@@ -49,15 +64,23 @@ class Counts:
     duplicates: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    ignored: int = 0  # TaskRouter events that change no snapshot (kept in rejected, marked "ignored")
+    corrected: int = 0  # snapshots re-derived because an event arrived late
 
     def add(self, other: "Counts") -> None:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.ignored += other.ignored
+        self.corrected += other.corrected
         self.errors.extend(other.errors[: max(0, 20 - len(self.errors))])
 
     def as_dict(self) -> dict:
         d = {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+        if self.ignored:
+            d["ignored"] = self.ignored
+        if self.corrected:
+            d["corrected"] = self.corrected
         if self.errors:
             d["errors"] = self.errors
         return d
@@ -92,6 +115,14 @@ class Journal:
         self._local: set[int] = set()
         self._queue: list[_Pending] = []  # requests' envelopes waiting for the writer (group commit)
         self._queue_lock = threading.Lock()
+        # workers fed by TaskRouter events (the RTA path refuses their records: one family per worker)
+        self._event_fed: set[str] = {
+            r[0] for r in store.reader.execute(
+                "SELECT DISTINCT worker_sid FROM journal WHERE event_sid >= ? AND event_sid < ?",
+                (tr.KEY_PREFIX, tr.KEY_PREFIX[:-1] + chr(ord(tr.KEY_PREFIX[-1]) + 1)))
+        }
+        self._family: dict[str, str] = {w: "events" for w in self._event_fed}  # worker → "rta" | "events"
+        self._ev_last: dict[str, tuple[int, dict]] = {}  # worker → (latest instant, state there)
 
     def reject_body(self, body: bytes, reason: str, received_ms: int, content_type: str | None, remote: str | None) -> None:
         with self.store.write() as conn:
@@ -115,6 +146,8 @@ class Journal:
     def ingest_parsed(self, batch: Iterable[tuple[Parsed, int]]) -> Counts:
         """Store a batch of parsed envelopes in ONE transaction, then apply them in journal order."""
         counts = Counts()
+        if self._event_fed:
+            batch = [(self._refuse_event_fed(parsed), received_ms) for parsed, received_ms in batch]
         # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
         work = [(parsed, received_ms, [(rec, _row(rec, received_ms)) for rec in parsed.records])
                 for parsed, received_ms in batch]
@@ -130,6 +163,8 @@ class Journal:
         the others find theirs done when they get the lock, and answer. A request still answers only
         after its records are committed; under load the writer does one commit for many requests.
         """
+        if self._event_fed:
+            parsed = self._refuse_event_fed(parsed)
         item = _Pending(parsed, received_ms, [(rec, _row(rec, received_ms)) for rec in parsed.records])
         with self._queue_lock:
             self._queue.append(item)
@@ -157,6 +192,17 @@ class Journal:
         if item.error is not None:
             raise item.error
         return self._counted(item.counts)
+
+    def _refuse_event_fed(self, parsed: Parsed) -> Parsed:
+        """Records of workers fed by TaskRouter events move to the rejected list, with the reason."""
+        keep, refused = [], list(parsed.rejected)
+        for rec in parsed.records:
+            if rec.worker_sid in self._event_fed:
+                refused.append((rec.index, rec.raw, f"records[{rec.index}]: worker {rec.worker_sid} is fed by "
+                                "TaskRouter events; RTA feed records for it are refused (one source family per worker)"))
+            else:
+                keep.append(rec)
+        return Parsed(keep, refused) if len(keep) != len(parsed.records) else parsed
 
     def _write(self, conn, work, counts: list[Counts]) -> None:
         """Insert the rows of ``work`` [(parsed, received_ms, [(record, row)])] and apply the new ones."""
@@ -213,6 +259,145 @@ class Journal:
                         extra={"event": "records_rejected"})
         return counts
 
+    # ---- TaskRouter events -------------------------------------------------------------------
+
+    def ingest_events(self, batch: list, received_ms: int, kept: Iterable[tuple[bytes, str, str]] = (),
+                      content_type: str | None = None, remote: str | None = None) -> Counts:
+        """Journal TaskRouter events (``sources.events.Event``) in ONE transaction and apply them.
+
+        ``kept``: bodies or events that are not applied, as (body, reason, "rejected" | "ignored"),
+        stored in the rejected table in the same transaction so nothing received is lost.
+        """
+        counts = Counts()
+        with self.store.write() as conn:
+            for body, reason, kind in kept:
+                conn.execute(
+                    "INSERT INTO rejected (received_ms, reason, content_type, remote_addr, body) VALUES (?, ?, ?, ?, ?)",
+                    (received_ms, (f"ignored: {reason}" if kind == "ignored" else reason)[:2000],
+                     (content_type or "")[:200], remote, body),
+                )
+                if kind == "ignored":
+                    counts.ignored += 1
+                else:
+                    counts.rejected += 1
+                    if len(counts.errors) < 20:
+                        counts.errors.append(reason)
+            if batch:
+                self._write_events(conn, batch, received_ms, counts, content_type, remote)
+        return self._counted(counts)
+
+    def _family_of(self, conn, worker: str) -> str | None:
+        fam = self._family.get(worker)
+        if fam is None:
+            row = conn.execute("SELECT record FROM journal WHERE worker_sid = ? LIMIT 1", (worker,)).fetchone()
+            if row is None:
+                return None
+            fam = self._family[worker] = "events" if row[0].startswith('{"source":') else "rta"
+        return fam
+
+    def _write_events(self, conn, batch: list, received_ms: int, counts: Counts, content_type, remote) -> None:
+        unique: dict[str, tr.Event] = {}
+        for ev in batch:
+            if ev.key in unique:
+                counts.duplicates += 1
+            else:
+                unique[ev.key] = ev
+        keys = list(unique)
+        known: set[str] = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            known.update(r[0] for r in conn.execute(
+                f"SELECT event_sid FROM journal WHERE event_sid IN ({','.join('?' * len(chunk))})", chunk))
+        counts.duplicates += len(known)
+        by_worker: dict[str, list] = {}
+        for key, ev in unique.items():
+            if key not in known:
+                by_worker.setdefault(ev.worker_sid, []).append(ev)
+        applied: list[tuple[str, Snapshot, tuple]] = []
+        for worker in sorted(by_worker):
+            evs = by_worker[worker]
+            if self._family_of(conn, worker) == "rta":
+                reason = (f"worker {worker} is fed by the RTA feed; TaskRouter events for it are refused "
+                          "(one source family per worker)")
+                for ev in evs:
+                    conn.execute(
+                        "INSERT INTO rejected (received_ms, reason, content_type, remote_addr, body) VALUES (?, ?, ?, ?, ?)",
+                        (received_ms, reason, (content_type or "")[:200], remote, _dump(ev.raw)),
+                    )
+                    counts.rejected += 1
+                if len(counts.errors) < 20:
+                    counts.errors.append(reason)
+                continue
+            self._family[worker] = "events"
+            self._event_fed.add(worker)
+            self._derive(conn, worker, evs, received_ms, counts, applied)
+        if applied:
+            first = min(snap.at for _, snap, _ in applied)
+            if self.observed_from is None or first < self.observed_from:
+                self.observed_from = first
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('observed_from', ?)", (str(first),))
+        if self.tracker is not None:
+            for worker, snap, chans in applied:
+                self.tracker.apply(worker, snap, chans, received_ms)
+
+    def _derive(self, conn, worker: str, new: list, received_ms: int, counts: Counts, applied: list) -> None:
+        """Journal ``new`` events of one worker and every snapshot of it they change."""
+        new.sort(key=lambda e: e.order)
+        t0 = new[0].at_ms
+        cached = self._ev_last.get(worker)
+        old: list = []
+        effective: dict[int, dict] = {}  # instant → the state its last row holds
+        if cached is not None and t0 > cached[0]:
+            state = cached[1]  # in order: nothing known at or after t0
+        else:
+            row = conn.execute(
+                "SELECT record FROM journal WHERE worker_sid = ? AND at_ms < ? ORDER BY at_ms DESC, id DESC LIMIT 1",
+                (worker, t0),
+            ).fetchone()
+            state = json.loads(row[0])["state"] if row else tr.initial_state()
+            for at, flagged, event_sid, record in conn.execute(
+                "SELECT at_ms, flagged, event_sid, record FROM journal WHERE worker_sid = ? AND at_ms >= ? ORDER BY at_ms, id",
+                (worker, t0),
+            ):
+                rec = json.loads(record)
+                effective[at] = rec["state"]
+                if event_sid is not None:
+                    old.append(tr.from_stored(rec["source"], rec["event"], at, bool(flagged)))
+        is_new = {id(e) for e in new}
+        events = sorted(old + new, key=lambda e: e.order)
+        i, n = 0, len(events)
+        while i < n:
+            at = events[i].at_ms
+            j = i
+            while j < n and events[j].at_ms == at:
+                state = tr.apply(state, events[j])
+                j += 1
+            fresh = [e for e in events[i:j] if id(e) in is_new]
+            if fresh or effective.get(at) != state:
+                activity, task, chans = tr.snapshot_of(state)
+                summary = _channel_summary(chans)
+                flagged = any(e.flagged for e in events[i:j])
+                for ev in fresh or [None]:
+                    record = _encode({
+                        "source": ev.source if ev else "derived",
+                        "event": ev.raw if ev else None,
+                        "after": None if ev else new[0].key,
+                        "state": state,
+                        "worker": {"sid": worker, "activity_name": state["activity"], "activity_sid": state["activity_sid"]},
+                        "channels": chans,
+                    })
+                    cur = conn.execute(_INSERT, (ev.key if ev else None, worker, at, received_ms, int(flagged),
+                                                 activity, task, record))
+                    c = Counts()
+                    self._stored(cur, c)
+                    if ev is None:
+                        counts.corrected += 1
+                    else:
+                        counts.accepted += 1
+                    applied.append((worker, Snapshot(at, activity, task, flagged), summary))
+            i = j
+        self._ev_last[worker] = (events[-1].at_ms, state)
+
 
     def catch_up(self) -> int:
         """Apply records other processes wrote to the journal; returns how many.
@@ -231,6 +416,13 @@ class Journal:
             for jid, worker, at, activity, task, flagged, received, record in rows:
                 if jid in self._local:
                     continue
+                if record.startswith('{"source":'):
+                    # an event row another process wrote: this worker is event-fed, and its cached fold stale
+                    self._event_fed.add(worker)
+                    self._family[worker] = "events"
+                    self._ev_last.pop(worker, None)
+                else:
+                    self._family.setdefault(worker, "rta")
                 try:
                     channels = _channel_summary(json.loads(record).get("channels"))
                 except (ValueError, AttributeError):
