@@ -232,15 +232,36 @@ def test_window_and_delivery_order(run):
     sim = run["sim"]
     last = None
     late = 0
+    after: dict[str, list] = defaultdict(list)  # worker → records after the window
     for delivery, env in sim.events():
         assert last is None or delivery >= last
         last = delivery
         for rec in env["records"]:
             t = parse_instant_ms(rec["date_last_processed_event"])
-            assert sim.start_ms <= t <= sim.end_ms + 1000
+            assert sim.start_ms <= t
+            if t > sim.end_ms + 1000:
+                after[rec["worker"]["sid"]].append((t, rec))
             assert t <= delivery
             late += delivery - t > 2000
     assert late > 0
+    # past the window, an agent only finishes its day: its last record is its logout, within the hour
+    for worker, recs in after.items():
+        t, rec = max(recs, key=lambda x: x[0])
+        assert rec["worker"]["activity_name"] == "Offline", worker
+        assert t < sim.end_ms + 3_600_000
+
+
+def test_every_agent_logs_out_at_the_end_of_its_shift(run):
+    """No simulated day ends with agents left Available (hours of available-when-unscheduled)."""
+    last: dict[str, tuple] = {}
+    for rec in run["records"]:
+        t = parse_instant_ms(rec["date_last_processed_event"])
+        if rec["worker"]["sid"] not in last or t >= last[rec["worker"]["sid"]][0]:
+            last[rec["worker"]["sid"]] = (t, rec["worker"]["activity_name"], rec["channels"])
+    assert len(last) == 80
+    for worker, (t, activity, channels) in last.items():
+        assert activity in ("Offline", None), worker  # None: a no-show's only record, first sighting
+        assert not channels or all(not ch["reservations"] for ch in channels)
 
 
 # ---- imperfections -------------------------------------------------------------------

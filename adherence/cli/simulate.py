@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..clock import SystemClock
-from ..simulate import generate, write
+from ..simulate import FORMATS, generate, write
 from ..timeutil import local_date, parse_instant_ms, to_ms, zone
 from . import cli
 
@@ -54,8 +54,14 @@ def parse_start(text: str, tz: str) -> int:
               help="Time zone of the schedules (IANA name).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write DIR/feed.jsonl, DIR/schedules/roster.yaml and DIR/config.yaml.")
-@click.option("--post", "post_url", metavar="URL", help="POST the envelopes to a running receiver, e.g. "
-              "http://127.0.0.1:8080/webhooks/rta.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="rta", show_default=True,
+              help="rta: WFM RTA envelopes (feed.jsonl, /webhooks/rta); taskrouter: workspace event callbacks "
+                   "(callbacks.txt, one form body a line, /webhooks/taskrouter); eventstreams: Event Streams "
+                   "CloudEvents (events.jsonl, a JSON list a line, /webhooks/events). The same day in each.")
+@click.option("--exact", is_flag=True, help="RTA records without the real feed's information losses (first-sighting "
+              "nulls, created records folded into accepted ones): then every format gives the same results.")
+@click.option("--post", "post_url", metavar="URL", help="POST the bodies to a running receiver, e.g. "
+              "http://127.0.0.1:8080/webhooks/rta (the endpoint matching --format).")
 @click.option("--rate", type=click.FloatRange(0, min_open=True), help="Envelopes per second (default: as fast as possible).")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Parallel connections.")
 @click.option("--twilio-token", envvar="TWILIO_AUTH_TOKEN", metavar="TOKEN",
@@ -64,14 +70,18 @@ def parse_start(text: str, tz: str) -> int:
 @click.option("--limit", type=click.IntRange(1), help="Send at most this many envelopes.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
               help="Seconds to wait for each answer.")
-def simulate(agents, hours, seed, start, tz, out, post_url, rate, concurrency, twilio_token, basic, limit, timeout) -> None:
-    """Write a realistic synthetic Flex RTA feed and matching schedules, or post it to a server.
+def simulate(agents, hours, seed, start, tz, fmt, exact, out, post_url, rate, concurrency, twilio_token, basic, limit,
+             timeout) -> None:
+    """Write a realistic synthetic Flex feed and matching schedules, or post it to a server.
 
     Agents in teams (tier1 voice+chat, tier2 voice, digital chat) work
     staggered 8-hour shifts with breaks and lunch; they log in (some late),
     take calls and chats through the reservation lifecycle, go on breaks
-    roughly on time and log out. The feed has the real feed's imperfections:
-    nulls, duplicates, late deliveries, several records in one envelope.
+    roughly on time and log out at the end of their shift (even after the
+    window ends). The feed has the real feed's imperfections: nulls,
+    duplicates, late deliveries, several records in one envelope; --format
+    writes the same day as TaskRouter workspace callbacks or Event Streams
+    CloudEvents, with the same duplicates and late deliveries.
     With --post it is a load generator: a summary of answers and latency is
     printed, and the exit status is non-zero if any request failed.
 
@@ -93,19 +103,20 @@ def simulate(agents, hours, seed, start, tz, out, post_url, rate, concurrency, t
     if post_url and not re.match(r"^https?://[^/]+", post_url):
         raise click.BadParameter(f"expected an http(s):// URL, got {post_url!r}", param_hint="--post")
     try:
-        sim = generate(agents, hours, seed, start_ms, tz)
+        sim = generate(agents, hours, seed, start_ms, tz, exact=exact)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
     if out:
         t0 = time.perf_counter()
         try:
-            stats = write(sim, out)
+            stats = write(sim, out, fmt)
         except OSError as exc:
             raise click.ClickException(f"cannot write to {out}: {exc.strerror or exc}") from None
         took = time.perf_counter() - t0
         click.echo(
-            f"wrote {stats.envelopes} envelopes ({stats.records} records, {stats.bytes / 1e6:.1f} MB) "
+            f"wrote {stats.envelopes} {'envelopes' if fmt == 'rta' else 'requests'} "
+            f"({stats.records} {'records' if fmt == 'rta' else 'events'}, {stats.bytes / 1e6:.1f} MB) "
             f"for {agents} agents over {hours:g} h in {took:.1f} s"
         )
         click.echo(f"  feed:      {stats.feed}")
@@ -117,7 +128,7 @@ def simulate(agents, hours, seed, start, tz, out, post_url, rate, concurrency, t
         from ..sim.post import post_envelopes
 
         summary = post_envelopes(
-            (envelope for _delivery, envelope in sim.events()),
+            (body for _delivery, body in sim.bodies(fmt)),
             post_url,
             token=twilio_token or None,
             basic=credentials,
@@ -126,6 +137,7 @@ def simulate(agents, hours, seed, start, tz, out, post_url, rate, concurrency, t
             timeout=timeout,
             limit=limit,
             fast=True,
+            fmt=fmt,
         )
         click.echo(summary.text())
         if summary.failed or summary.interrupted:

@@ -12,15 +12,25 @@ the agents' current states. What an agent does:
 * leaves for scheduled Break / Lunch / Meeting roughly on time (after the
   customer it is talking to; wrap-up may continue on the break), sometimes
   late or long, and takes unscheduled Unavailable / Offline spells;
-* logs out (Offline) around shift end, once its tasks are done.
+* logs out (Offline) around shift end, once its tasks are done — also when
+  the shift ends at or after the end of the simulated window: the agent's
+  day runs on until its logout, as a real one does.
 
 Every change of activity or reservation emits one record with the agent's
 complete status; records then get a delivery time with the feed's
 imperfections (latency, a few late deliveries, ~1% duplicates).
+
+The same change can be rendered as the TaskRouter event behind it (``fmt``
+``taskrouter``: the workspace callback's form fields; ``eventstreams``: a
+CloudEvent). Every format draws the same random numbers in the same order,
+so a seed gives the same day in each; only what the RTA feed loses differs
+(a worker's first record with a null activity, a ``created`` record folded
+into the ``accepted`` one), and ``exact`` turns those losses off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import math
@@ -36,6 +46,11 @@ _HOLDS = frozenset({"created", "pending", "accepted", "wrapping"})
 # ... and the ones an agent finishes before leaving for a break (wrap-up may go on)
 _BUSY = frozenset({"created", "pending", "accepted"})
 _TERMINAL = frozenset({"completed", "canceled", "rejected", "rescinded", "timeout"})
+
+FORMATS = ("rta", "taskrouter", "eventstreams")
+# reservation status → the TaskRouter event that reports it
+_EVENT_OF_STATUS = {"accepted": "accepted", "wrapping": "wrapup", "completed": "completed", "canceled": "canceled",
+                    "rejected": "rejected", "rescinded": "rescinded", "timeout": "timeout"}
 
 # feed imperfections
 P_DUPLICATE = 0.01
@@ -188,7 +203,11 @@ class Step:
 class AgentSim:
     """Runs one agent over the simulation window; ``run()`` yields deliveries in order."""
 
-    def __init__(self, world: World, plan: AgentPlan):
+    def __init__(self, world: World, plan: AgentPlan, fmt: str = "rta", exact: bool = False):
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        self.fmt = fmt
+        self.exact = exact
         self.w = world
         self.plan = plan
         self.rng = rng = random.Random(f"adherence-sim:{world.seed}:run:{plan.index}")
@@ -283,8 +302,8 @@ class AgentSim:
         pop = heapq.heappop
         while heap:
             t, _, fn, arg = pop(heap)
-            if t > self.end_ms:
-                break
+            if t > self.end_ms and self.step_idx >= len(self.steps):
+                break  # past the window and the day's last step (the logout) is done
             while out and out[0][0] <= t:
                 d, s, rec = pop(out)
                 yield d, idx, s, rec
@@ -295,7 +314,7 @@ class AgentSim:
 
     def _hello(self, t: int, _=None) -> None:
         """First sighting of the worker (worker.created / first event): an Offline snapshot."""
-        self._emit(t)
+        self._emit(t, "worker.created")
         if self.steps:
             self._at(max(self.steps[0].at, t + 1000), self._step_due, 0)
 
@@ -353,7 +372,7 @@ class AgentSim:
     def _set_activity(self, t: int, name: str) -> None:
         self.activity = name
         self.activity_at = iso_ms(t)
-        self._emit(t)
+        self._emit(t, "worker.activity.update")
 
     # ---- tasks -------------------------------------------------------------------
 
@@ -392,8 +411,9 @@ class AgentSim:
         ch.res.append(res)
         self._plan_reservation(t, res, spec, outbound)
         first_at, first_status, _ = res.plan[0]
-        if not (first_status == "accepted" and first_at - t < 3000 and rng.random() < P_FOLD_CREATED):
-            self._emit(t)
+        folded = first_status == "accepted" and first_at - t < 3000 and rng.random() < P_FOLD_CREATED
+        # TaskRouter always sends reservation.created; the RTA feed may fold it into the accepted record
+        self._emit(t, "reservation.created", ch, res, deliver=not (folded and self.fmt == "rta" and not self.exact))
         self._at(first_at, self._res_step, (ch, res))
         self._arm(t)
 
@@ -429,7 +449,7 @@ class AgentSim:
         ch, res = arg
         _, status, tas = res.plan.popleft()
         res.set(status, tas, t)
-        self._emit(t)
+        self._emit(t, "reservation." + _EVENT_OF_STATUS[status], ch, res)
         if status in _TERMINAL:
             ch.res.remove(res)
         if res.plan:
@@ -442,8 +462,13 @@ class AgentSim:
 
     # ---- records -------------------------------------------------------------------
 
-    def _emit(self, t: int) -> None:
-        """Record the agent's complete status now, and schedule its delivery."""
+    def _emit(self, t: int, event_type: str, ch: "Channel | None" = None, res: Reservation | None = None,
+              deliver: bool = True) -> None:
+        """Record the agent's complete status now (or the event that changed it), and schedule its delivery.
+
+        The random draws are the same whatever the format and whether it is delivered, so every
+        format's day stays the same after it.
+        """
         if t <= self.last_t:
             t = self.last_t + 1
         self.last_t = t
@@ -451,21 +476,22 @@ class AgentSim:
         w = self.w
         first = self.n_records == 0
         self.n_records += 1
+        worker = {
+            "sid": self.plan.sid,
+            "activity_sid": w.activity_sids[self.activity],
+            "activity_name": self.activity,
+            "date_activity_updated": self.activity_at,
+        }
         if first and rng.random() < 0.6:
-            # a worker the feed has not seen before: nulls
-            worker = {
-                "sid": self.plan.sid,
-                "activity_sid": None if rng.random() < 0.5 else w.activity_sids[self.activity],
-                "activity_name": None,
-                "date_activity_updated": None,
-            }
-        else:
-            worker = {
-                "sid": self.plan.sid,
-                "activity_sid": w.activity_sids[self.activity],
-                "activity_name": self.activity,
-                "date_activity_updated": self.activity_at,
-            }
+            null_sid = rng.random() < 0.5
+            if not self.exact:
+                # a worker the feed has not seen before: nulls
+                worker = {
+                    "sid": self.plan.sid,
+                    "activity_sid": None if null_sid else w.activity_sids[self.activity],
+                    "activity_name": None,
+                    "date_activity_updated": None,
+                }
         channels = []
         early = self.n_records <= 3
         for ch in self.channels:
@@ -498,13 +524,79 @@ class AgentSim:
         delivery = t + 40 + min(3000, int(rng.expovariate(1 / 200.0)))
         if rng.random() < P_LATE:
             delivery += rng.randint(2000, 9000)  # delivered out of order
-        self._deliver(delivery, record)
-        if rng.random() < P_DUPLICATE:
-            self._deliver(delivery + rng.randint(300, 15000), record)  # sent twice
+        duplicate = rng.random() < P_DUPLICATE
+        again = rng.randint(300, 15000) if duplicate else 0
+        if not deliver:
+            return
+        item = record if self.fmt == "rta" else self._event(t, event_type, ch, res, record["last_processed_event_sid"])
+        self._deliver(delivery, item)
+        if duplicate:
+            self._deliver(delivery + again, item)  # sent twice
+
+    def _event(self, t: int, event_type: str, ch: "Channel | None", res: Reservation | None, ev_sid: str) -> dict:
+        """The TaskRouter event behind a change: the callback's form fields, or a CloudEvent."""
+        w = self.w
+        fields = {
+            "Sid": ev_sid,
+            "EventType": event_type,
+            "AccountSid": w.account_sid,
+            "WorkspaceSid": w.workspace_sid,
+            "WorkspaceName": "Flex Task Assignment",
+            "Timestamp": str(t // 1000),
+            "TimestampMs": str(t),
+            "ResourceType": "Worker",
+            "ResourceSid": self.plan.sid,
+            "WorkerSid": self.plan.sid,
+            "WorkerName": self.plan.name,
+            "WorkerActivitySid": w.activity_sids[self.activity],
+            "WorkerActivityName": self.activity,
+        }
+        if res is not None:
+            fields.update({
+                "ResourceType": "Reservation",
+                "ResourceSid": res.sid,
+                "ReservationSid": res.sid,
+                "TaskSid": res.task_sid,
+                "TaskQueueSid": res.queue_sid,
+                "WorkflowSid": res.workflow_sid,
+                "TaskChannelSid": ch.tc_sid,
+                "TaskChannelUniqueName": ch.spec.name,
+                "TaskAssignmentStatus": res.tas,
+            })
+        if self.fmt == "taskrouter":
+            return fields
+        payload = {_snake(k): v for k, v in fields.items() if k not in ("EventType", "Timestamp", "TimestampMs")}
+        payload["eventtype"] = event_type
+        payload["timestamp"] = iso_ms(t)
+        return {
+            "specversion": "1.0",
+            "type": "com.twilio.taskrouter." + event_type,
+            "source": f"/v1/Workspaces/{w.workspace_sid}",
+            "id": "NO" + hashlib.sha1(ev_sid.encode()).hexdigest()[:32],
+            "dataschema": "https://events-schemas.twilio.com/TaskRouter.WDSEvent/4",
+            "datacontenttype": "application/json",
+            "time": iso_ms(t),
+            "data": {
+                "sid": ev_sid,
+                "account_sid": w.account_sid,
+                "timestamp": iso_ms(t),
+                "level": "INFO",
+                "group": event_type.split(".")[0],
+                "product_name": "TaskRouter",
+                "publisher": "Flex Task Assignment",
+                "payload_type": "application/json",
+                "payload": payload,
+            },
+        }
 
     def _deliver(self, at: int, record: dict) -> None:
         self._out_seq += 1
         heapq.heappush(self._out, (at, self._out_seq, record))
+
+
+def _snake(name: str) -> str:
+    """``WorkerActivityName`` → ``worker_activity_name``: Event Streams' names for the callback's fields."""
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 def _clip(x: float, lo: float, hi: float) -> float:

@@ -1,4 +1,4 @@
-"""Send feed envelopes to a running receiver, signed like Twilio: a load generator.
+"""Send feed envelopes (or TaskRouter events) to a running receiver, signed like Twilio: a load generator.
 
 A producer turns envelopes into bodies (signing each when a token is given)
 and hands them to ``concurrency`` worker threads, each with its own
@@ -17,7 +17,9 @@ from typing import Iterable
 
 import requests
 
-from ..auth import SIGNATURE_HEADER, sign_json
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from ..auth import SIGNATURE_HEADER, compute_signature, sign_json
 
 
 @dataclass
@@ -72,10 +74,14 @@ def post_envelopes(
     timeout: float = 10.0,
     limit: int | None = None,
     fast: bool = False,
+    fmt: str = "rta",
 ) -> PostSummary:
     """POST every envelope to ``url``; return the counts and latencies.
 
     ``fast``: the envelopes come from ``Simulation.events()`` (use its faster encoder).
+    ``fmt``: what the items are (``Simulation.bodies(fmt)``): ``rta`` envelopes and ``eventstreams``
+    lists of CloudEvents go as JSON (signed with ``bodySHA256``), ``taskrouter`` callback fields
+    form-encoded (signed over the URL and the sorted parameters, as TaskRouter does).
     """
     summary = PostSummary()
     lock = threading.Lock()
@@ -133,17 +139,26 @@ def post_envelopes(
         for i, envelope in enumerate(envelopes):
             if limit is not None and i >= limit:
                 break
-            body = encode(envelope).encode("utf-8")
-            headers = {"Content-Type": "application/json"}
             post_url = url
-            if token:
-                post_url, signature = sign_json(url, body, token)
-                headers[SIGNATURE_HEADER] = signature
+            if fmt == "taskrouter":
+                body = urlencode(envelope).encode("utf-8")
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                if token:
+                    parts = urlsplit(url)
+                    signed = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
+                    headers[SIGNATURE_HEADER] = compute_signature(signed, token, {k: [v] for k, v in envelope.items()})
+            else:
+                body = (encode(envelope) if fmt == "rta" else json.dumps(envelope, separators=(",", ":"))).encode("utf-8")
+                headers = {"Content-Type": "application/json"}
+                if token:
+                    post_url, signature = sign_json(url, body, token)
+                    headers[SIGNATURE_HEADER] = signature
             if rate:
                 delay = start + i / rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            work.put((post_url, headers, body, len(envelope.get("records") or ())))
+            n = len(envelope.get("records") or ()) if fmt == "rta" else len(envelope) if fmt == "eventstreams" else 1
+            work.put((post_url, headers, body, n))
     except KeyboardInterrupt:
         summary.interrupted = True
         stop.set()
