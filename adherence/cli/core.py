@@ -172,18 +172,23 @@ def _envelopes(path: Path):
 @click.option("--batch", default=1000, show_default=True, help="Records per transaction.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay(config, files, batch, quiet) -> None:
-    """Ingest recorded feed events through the same code as the webhook.
+    """Ingest recorded feeds through the same code as the webhooks.
 
-    FILES are JSON lines (one envelope a line) or JSON files (one envelope,
-    or a list of them). Duplicates are skipped; malformed lines are kept in
-    the rejected table and reported with their line number. A running
-    service picks replayed records up at its next evaluation tick.
+    FILES hold one request body a line (or are JSON files: one body, or a
+    list of them), in any source's format, told apart by shape: WFM RTA
+    envelopes; Event Streams exports (CloudEvents, one or a JSON list a
+    line); workspace callback captures (the form-encoded body, or its fields
+    as a JSON object); TaskRouter Events resource instances or pages.
+    Duplicates are skipped; malformed lines are kept in the rejected table
+    and reported with their line number. A running service picks replayed
+    records up at its next evaluation tick.
 
-    Example: adherence replay feed.jsonl --config config.yaml
+    Example: adherence replay feed.jsonl events.jsonl --config config.yaml
     """
     from ..clock import SystemClock
     from ..feed import parse_body, parse_envelope
     from ..journal import Counts, Journal
+    from ..sources.files import RTA, classify, parse_items
     from ..store import Store
 
     store = Store(config.database)
@@ -195,13 +200,17 @@ def replay(config, files, batch, quiet) -> None:
     size = sum(f.stat().st_size for f in files)
     pending: list = []
     pending_records = 0
+    pending_events: list = []  # TaskRouter events, journaled in batches (a late one re-derives what follows)
+    pending_kept: list = []
     unshown = 0
 
     def flush():
-        nonlocal pending, pending_records
+        nonlocal pending, pending_records, pending_events, pending_kept
         if pending:
             total.add(journal.ingest_parsed(pending))
-        pending, pending_records = [], 0
+        if pending_events or pending_kept:
+            total.add(journal.ingest_events(pending_events, clock.now_ms(), pending_kept, "application/json", "replay"))
+        pending, pending_records, pending_events, pending_kept = [], 0, [], []
 
     with click.progressbar(length=size, label="replaying", file=sys.stderr, hidden=quiet) as bar:
         for f in files:
@@ -209,6 +218,18 @@ def replay(config, files, batch, quiet) -> None:
                 received = clock.now_ms()
                 where = f"{f}:{lineno}" if lineno else str(f)
                 try:
+                    kind, value = classify(raw)
+                    if kind != RTA:
+                        evs, kept = parse_items(value, received)
+                        pending_events.extend(evs)
+                        pending_kept.extend((body, f"{where}: {reason}", k) for body, reason, k in kept)
+                        bad_lines.extend(f"{where}: {reason}" for _, reason, k in kept if k == "rejected")
+                        pending_records += len(value)
+                        if pending_records >= batch:
+                            flush()
+                        if isinstance(raw, bytes):
+                            unshown += len(raw)
+                        continue
                     data = parse_body(raw) if isinstance(raw, (bytes, str)) else raw
                     parsed = parse_envelope(data, received)
                 except FeedError as exc:
@@ -229,7 +250,8 @@ def replay(config, files, batch, quiet) -> None:
             flush()
         bar.update(size)
     store.close()
-    click.echo(f"accepted {total.accepted}, duplicates {total.duplicates}, rejected {total.rejected}")
+    extra = "".join(f", {name} {n}" for name, n in (("ignored", total.ignored), ("corrected", total.corrected)) if n)
+    click.echo(f"accepted {total.accepted}, duplicates {total.duplicates}, rejected {total.rejected}{extra}")
     for line in bad_lines[:20]:
         click.echo(f"rejected: {line}", err=True)
     if len(bad_lines) > 20:
