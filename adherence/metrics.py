@@ -1,69 +1,173 @@
-"""Process counters, exposed at ``/metrics`` in Prometheus text format."""
+"""Metrics for ``/metrics``, through ``prometheus_client``.
+
+Two kinds of figures:
+
+* events counted as they happen (records, requests, ticks, purges): ``METRICS``,
+  one per process, which the journal, the runner and retention update by name
+  (``METRICS.inc``/``observe``). Counters are exact integers whatever their size
+  (the library prints ``1234567.0``, never ``1.23457e+06``, which broke ``rate()``).
+* state read at scrape time from one engine (open exceptions by severity, age
+  of the newest record, database and WAL size, free disk): ``EngineCollector``.
+
+Each app gets its own ``CollectorRegistry`` (``registry_for``) holding both plus the
+process collectors, never the library's global one: tests build many apps in one
+process, and the global registry refuses a second metric of the same name.
+"""
 
 from __future__ import annotations
 
 import threading
 
-_HELP = {
-    "adherence_records_accepted_total": ("counter", "Feed records journaled."),
-    "adherence_records_duplicate_total": ("counter", "Feed records acknowledged as duplicates."),
-    "adherence_records_rejected_total": ("counter", "Feed records kept as rejected (unattributable)."),
-    "adherence_rejected_bodies_total": ("counter", "Feed bodies rejected whole (bad JSON or envelope)."),
-    "adherence_webhook_requests_total": ("counter", "Webhook requests answered, by status."),
-    "adherence_auth_failures_total": ("counter", "Webhook or API requests refused by authentication."),
-    "adherence_ticks_total": ("counter", "Evaluator ticks run."),
-    "adherence_tick_errors_total": ("counter", "Evaluator ticks that failed."),
-    "adherence_tick_duration_seconds": ("gauge", "Duration of the last evaluator tick."),
-    "adherence_tick_agents": ("gauge", "Agents evaluated in the last tick."),
-    "adherence_open_exceptions": ("gauge", "Exceptions open after the last tick."),
-    "adherence_live_agents": ("gauge", "Agents held in live state."),
-    "adherence_journal_purged_total": ("counter", "Journal rows deleted by retention."),
-    "adherence_rejected_purged_total": ("counter", "Rejected rows deleted by retention."),
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+# ``*_created`` series double every counter's series for a timestamp nobody alerts on.
+disable_created_metrics()
+
+# Webhook answers are milliseconds; a slow disk or a big envelope shows in the upper buckets.
+WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# A tick is tens to hundreds of milliseconds; near the evaluation interval (15 s) it is late.
+TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
+
+# name: (kind, help, label names, buckets)
+SPECS: dict[str, tuple[str, str, tuple[str, ...], tuple | None]] = {
+    "adherence_records_accepted_total": ("counter", "Feed records journaled.", (), None),
+    "adherence_records_duplicate_total": ("counter", "Feed records acknowledged as duplicates.", (), None),
+    "adherence_records_rejected_total": ("counter", "Feed records kept as rejected (unattributable).", (), None),
+    "adherence_rejected_bodies_total": ("counter", "Feed bodies rejected whole (bad JSON or envelope).", (), None),
+    "adherence_webhook_requests_total": ("counter", "Webhook requests answered, by status.", ("status",), None),
+    "adherence_auth_failures_total": ("counter", "Requests refused by authentication, by surface.", ("surface",), None),
+    "adherence_login_throttled_total": ("counter", "Sign-ins refused with 429 after repeated failures.", (), None),
+    "adherence_ticks_total": ("counter", "Evaluator ticks run.", (), None),
+    "adherence_tick_errors_total": ("counter", "Evaluator ticks that failed.", (), None),
+    "adherence_journal_purged_total": ("counter", "Journal rows deleted by retention.", (), None),
+    "adherence_rejected_purged_total": ("counter", "Rejected rows deleted by retention.", (), None),
+    "adherence_webhook_duration_seconds": ("histogram", "Time to answer a webhook request.", (), WEBHOOK_BUCKETS),
+    "adherence_tick_duration_seconds": ("histogram", "Duration of evaluator ticks.", (), TICK_BUCKETS),
+    "adherence_tick_agents": ("gauge", "Agents evaluated in the last tick.", (), None),
+    "adherence_live_agents": ("gauge", "Agents held in live state.", (), None),
 }
 
 
 class Metrics:
+    """The process's event metrics, updated by name so callers need not hold metric objects."""
+
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
-        self._values: dict[tuple[str, tuple], float] = {}
+        self._metrics: dict[str, object] = {}
+        for name, (kind, help_text, labels, buckets) in SPECS.items():
+            if kind == "counter":
+                # the library appends _total itself
+                metric = Counter(name.removesuffix("_total"), help_text, labels, registry=self.registry)
+            elif kind == "histogram":
+                metric = Histogram(name, help_text, labels, buckets=buckets, registry=self.registry)
+            else:
+                metric = Gauge(name, help_text, labels, registry=self.registry)
+            self._metrics[name] = metric
+
+    def _child(self, name: str, labels: dict[str, str]):
+        metric = self._metrics[name]  # KeyError on a name not in SPECS: a typo must not pass silently
+        return metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
-        if not value:
-            return
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + value
+        if value:
+            self._child(name, labels).inc(value)
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        self._child(name, labels).observe(value)
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            self._values[key] = value
+        """A gauge's value; for a histogram, one observation (``runner`` reports each tick's duration
+        with ``set``: the distribution of ticks matters, not only the last one)."""
+        if SPECS[name][0] == "histogram":
+            self.observe(name, value, **labels)
+        else:
+            self._child(name, labels).set(value)
 
     def get(self, name: str, **labels: str) -> float:
-        with self._lock:
-            return self._values.get((name, tuple(sorted(labels.items()))), 0)
+        """A counter's or gauge's current value (a histogram's count); 0 when never set."""
+        kind = SPECS[name][0]
+        sample = name + "_count" if kind == "histogram" else name
+        value = self.registry.get_sample_value(sample, {k: str(v) for k, v in labels.items()})
+        return value or 0.0
+
+    def collect(self):
+        """So the per-app registries can include this one (prometheus_client's Collector protocol)."""
+        return self.registry.collect()
+
+    def describe(self):
+        return self.registry.collect()
 
     def render(self) -> str:
-        with self._lock:
-            items = sorted(self._values.items())
-        lines = []
-        seen = set()
-        names = {n for (n, _), _ in items} | set(_HELP)
-        for name in sorted(names):
-            kind, help_text = _HELP.get(name, ("untyped", ""))
-            if name not in seen:
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-                seen.add(name)
-            rows = [(labels, v) for (n, labels), v in items if n == name] or [((), 0)]
-            for labels, v in rows:
-                lab = ",".join(f'{k}="{_esc(str(val))}"' for k, val in labels)
-                lines.append(f"{name}{{{lab}}} {v:g}" if lab else f"{name} {v:g}")
-        return "\n".join(lines) + "\n"
-
-
-def _esc(s: str) -> str:
-    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return generate_latest(self.registry).decode("utf-8")
 
 
 METRICS = Metrics()
+
+
+class EngineCollector:
+    """What one engine's state looks like at scrape time: read, never counted."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def describe(self):
+        return []  # the families depend on the engine's state; nothing to check at registration
+
+    def collect(self):
+        engine = self.engine
+        store = engine.store
+        status = store.file_status()
+        for name, key, help_text in (
+            ("adherence_database_bytes", "size_bytes", "Size of the database file."),
+            ("adherence_database_wal_bytes", "wal_bytes", "Size of the database's write-ahead log (WAL)."),
+            ("adherence_disk_free_bytes", "free_bytes", "Free space on the database's file system (for this user)."),
+        ):
+            fam = GaugeMetricFamily(name, help_text)
+            if status.get(key) is not None:
+                fam.add_metric([], status[key])
+            yield fam
+        ready = GaugeMetricFamily("adherence_database_writable", "1 when the database takes writes, else 0.")
+        ready.add_metric([], 0 if store.check() else 1)
+        yield ready
+        opened = GaugeMetricFamily("adherence_open_exceptions", "Exceptions open now, by severity.", labels=["severity"])
+        age = GaugeMetricFamily("adherence_feed_last_record_age_seconds",
+                                "Seconds since the newest journaled record was received (feed silence).")
+        try:
+            reader = store.reader
+            for severity, count in reader.execute(
+                    "SELECT severity, COUNT(*) FROM exceptions WHERE end_ms IS NULL GROUP BY severity"):
+                opened.add_metric([str(severity)], count)
+            row = reader.execute("SELECT received_ms FROM journal ORDER BY id DESC LIMIT 1").fetchone()
+            if row is not None:
+                age.add_metric([], max(0.0, (engine.clock.now_ms() - row[0]) / 1000))
+        except Exception:  # the database is down: /health says why; the other figures still count
+            pass
+        yield opened
+        yield age
+
+
+def registry_for(engine) -> CollectorRegistry:
+    """A fresh registry for one app: the process's events, this engine's state, the process itself."""
+    registry = CollectorRegistry()
+    registry.register(METRICS)
+    registry.register(EngineCollector(engine))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def exposition(app) -> tuple[bytes, str]:
+    """The body and content type of ``/metrics`` for ``app`` (text format 0.0.4)."""
+    engine = app.extensions["adherence"]
+    registry = app.extensions.get("adherence_metrics")
+    if registry is None:
+        registry = app.extensions.setdefault("adherence_metrics", registry_for(engine))
+    METRICS.set("adherence_live_agents", len(engine.tracker.workers()))
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4

@@ -12,6 +12,8 @@ transaction is in the WAL file before the 200 goes out.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -20,8 +22,36 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
+from .errors import AdherenceError
+
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 30_000
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# After a checkpoint resets the WAL, SQLite cuts the file back to this size instead of keeping its peak.
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+# Writes stop (503, Retry-After) while the free space could not absorb the WAL plus this margin: a
+# checkpoint copies WAL pages into the main file, which needs room to grow. Refusing early keeps the
+# database able to checkpoint, read and purge; writing on until the disk is full wedges it.
+DISK_RESERVE_BYTES = 4 * 1024 * 1024
+# With less free space than this (beyond the WAL) every write first checks whether to checkpoint.
+CHECKPOINT_MARGIN_BYTES = 64 * 1024 * 1024
+# Databases up to this size get a full quick_check at start; bigger ones a probe of every table's ends.
+QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024
+RESTORE_ADVICE = ("stop the service and restore the latest backup (see README, 'Backups'), "
+                  "or move the file aside to start with an empty database")
+
+
+class StoreError(AdherenceError):
+    """The database file cannot be used as it is: the message names the file and what to do."""
+
+
+class StoreUnavailable(StoreError, sqlite3.OperationalError):
+    """Writes are refused for now (file replaced, disk nearly full, read-only, corrupted).
+
+    An ``sqlite3.OperationalError`` so every caller that already answers a database error with a
+    503 or a failed tick does so here, and an ``AdherenceError`` so the CLI prints it cleanly.
+    """
 CACHE_KIB = 8 * 1024  # per connection (one per request thread): memory adds up
 BULK_CACHE_KIB = 64 * 1024  # the writer's, while replaying
 
@@ -109,6 +139,17 @@ MIGRATIONS: list[tuple[str, Any]] = [
         CREATE INDEX IF NOT EXISTS journal_at ON journal(at_ms);
         """,
     ),
+    (
+        # what stored results reflect, recorded with them (runner.py): each agent's evaluated-to instant,
+        # and per day the versions of the rules and the day's segments it was computed with
+        "0004_evaluation_record",
+        """
+        CREATE TABLE evaluation (worker_sid TEXT PRIMARY KEY, evaluated_to_ms INTEGER NOT NULL) WITHOUT ROWID;
+        ALTER TABLE adherence ADD COLUMN rules_version TEXT;
+        ALTER TABLE adherence ADD COLUMN schedule_version TEXT;
+        ALTER TABLE adherence ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
 
 
@@ -122,9 +163,37 @@ def connect(path: Path | str) -> sqlite3.Connection:
     # (random inserts into the event-SID and worker indexes) feels most. A 64 MiB page cache per connection
     # keeps those indexes' hot pages in memory.
     conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def connect_read_only(path: Path | str) -> sqlite3.Connection:
+    """A connection that never writes, for a file (or directory) this process may not write."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                           isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    return conn
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+class _Refusing:
+    """Stands in for the writer while writes are refused: every statement raises the reason."""
+
+    def __init__(self, error: StoreUnavailable):
+        self.error = error
+
+    def execute(self, *args, **kwargs):
+        raise self.error
+
+    executemany = executescript = execute
 
 
 LEGACY_MIGRATIONS_TABLE = "_migrations"  # our own bookkeeping before sqlite-utils kept it
@@ -191,37 +260,208 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 class Store:
     """The database: a locked writer connection plus per-thread readers."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, probe: bool = True):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = connect(self.path)
+        self.memory = str(path) == ":memory:"
+        self.read_only = False
+        self.corruption: str | None = None  # sticky: set by the start probe or any "malformed" error
+        self._identity: tuple[int, int] | None = None
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        with self._write_lock:
-            migrate(self._writer)
+        self._space_error: str | None = None
+        if not self.memory:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"database {self.path}: cannot create its directory ({exc.strerror})") from None
+        try:
+            self._writer = connect(self.path)
+            with self._write_lock:
+                migrate(self._writer)
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise StoreError(f"database {self.path} is corrupted ({exc}): {RESTORE_ADVICE}") from None
+            if not self._open_read_only(exc):
+                raise StoreError(f"database {self.path} cannot be opened for writing ({exc}): check that the "
+                                 f"file and its directory exist and belong to the user running adherence") from None
+        if not self.memory:
+            st = os.stat(self.path)
+            self._identity = (st.st_dev, st.st_ino)
+        if probe:
+            self.corruption = self._probe()
+            if self.corruption:
+                log.error("database %s failed its integrity probe: %s", self.path, self.corruption,
+                          extra={"event": "database_corrupt"})
+
+    def _open_read_only(self, exc: sqlite3.DatabaseError) -> bool:
+        """Fall back to reading when the file exists but may not be written (reports still work)."""
+        if self.memory or not self.path.exists():
+            return False
+        try:
+            conn = connect_read_only(self.path)
+            db = sqlite_utils.Database(conn)
+            missing = [m.name for m in _migration_set().pending(db)]
+        except sqlite3.DatabaseError as again:
+            if _is_corruption(again):
+                raise StoreError(f"database {self.path} is corrupted ({again}): {RESTORE_ADVICE}") from None
+            return False
+        if missing:
+            conn.close()
+            raise StoreError(f"database {self.path} is read-only ({exc}) and needs upgrading "
+                             f"({', '.join(missing)}): run adherence once with write access to it") from None
+        log.warning("database %s is read-only (%s): reads only", self.path, exc, extra={"event": "database_read_only"})
+        self._writer = conn
+        self.read_only = True
+        return True
+
+    def _probe(self) -> str | None:
+        """A start-up integrity probe, cheap enough for every start: a full ``quick_check`` on a small
+        file, else the schema and both ends of every table and index. None when nothing is wrong."""
+        if self.memory:
+            return None
+        try:
+            conn = self._writer
+            if self.path.stat().st_size <= QUICK_CHECK_MAX_BYTES:
+                rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+                return None if rows == ["ok"] else "; ".join(rows)
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for name in names:
+                quoted = '"' + name.replace('"', '""') + '"'
+                conn.execute(f"SELECT * FROM {quoted} ORDER BY rowid LIMIT 1").fetchall()
+                conn.execute(f"SELECT * FROM {quoted} ORDER BY rowid DESC LIMIT 1").fetchall()
+            return None
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+
+    # -- why writes may be refused ------------------------------------------------------
+    def identity_error(self) -> str | None:
+        """Why the file this process holds is no longer the configured path, or None.
+
+        After ``rm`` the writer would go on committing into the unlinked inode, and after a
+        ``mv`` over it into the old file while new readers open the new one: acknowledged
+        records would be lost either way.
+        """
+        if self._identity is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return (f"the database file {self.path} was deleted while in use; restore it (or its backup) "
+                    f"and restart the service")
+        except OSError as exc:
+            return f"the database file {self.path} cannot be checked: {exc.strerror}"
+        if (st.st_dev, st.st_ino) != self._identity:
+            return (f"the database file {self.path} was replaced by another file while in use; "
+                    f"restart the service to use the new file")
+        return None
+
+    def file_status(self) -> dict:
+        """Sizes and free space, for /health and /metrics (None when not applicable)."""
+        if self.memory:
+            return {"size_bytes": None, "wal_bytes": None, "free_bytes": None}
+
+        def size(p: Path) -> int | None:
+            try:
+                return os.stat(p).st_size
+            except OSError:
+                return None
+
+        try:
+            vfs = os.statvfs(self.path.parent)
+            free = vfs.f_bavail * vfs.f_frsize
+        except OSError:
+            free = None
+        return {"size_bytes": size(self.path), "wal_bytes": size(Path(str(self.path) + "-wal")), "free_bytes": free}
+
+    def _checkpoint(self, mode: str = "TRUNCATE") -> bool:
+        """Fold the WAL into the main file; True when it was complete. Never raises."""
+        try:
+            busy, _, _ = self._writer.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            return busy == 0
+        except sqlite3.Error as exc:
+            log.warning("checkpoint failed: %s", exc, extra={"event": "checkpoint_failed"})
+            return False
+
+    def _space_check(self) -> str | None:
+        """Why writing now could wedge the database on a full disk, or None. Under the writer lock.
+
+        When free space gets tight the WAL is checkpointed (TRUNCATE) first, which moves its pages into
+        the main file and frees the WAL's own space; writes are refused only if that is not enough.
+        Nothing is remembered: once space is freed the next write goes through.
+        """
+        if self.memory:
+            return None
+        status = self.file_status()
+        free, wal = status["free_bytes"], status["wal_bytes"] or 0
+        if free is None or free - wal >= CHECKPOINT_MARGIN_BYTES:
+            self._space_error = None
+            return None
+        if wal and free < wal + DISK_RESERVE_BYTES:
+            self._checkpoint("TRUNCATE")
+            status = self.file_status()
+            free, wal = status["free_bytes"] or 0, status["wal_bytes"] or 0
+        if free < wal + DISK_RESERVE_BYTES:
+            self._space_error = (f"disk nearly full: {free // 1024} KiB free on the file system of "
+                                 f"{self.path} (WAL {wal // 1024} KiB); writes resume by themselves once space is freed")
+            return self._space_error
+        self._space_error = None
+        return None
+
+    def write_refusal(self) -> str | None:
+        """Why writes are refused right now, or None. Under the writer lock (see ``write``)."""
+        if self.read_only:
+            return f"the database {self.path} is read-only for this process"
+        if self.corruption:
+            return f"the database {self.path} is corrupted ({self.corruption}): {RESTORE_ADVICE}"
+        return self.identity_error() or self._space_check()
+
+    def _writer_or_refusal(self):
+        reason = self.write_refusal()
+        if reason is None:
+            return self._writer
+        return _Refusing(StoreUnavailable(reason))
+
+    def _note_error(self, exc: BaseException) -> None:
+        if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc) and not self.corruption:
+            self.corruption = str(exc)
+            log.error("database %s is corrupted: %s", self.path, exc, extra={"event": "database_corrupt"})
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction on the writer connection (serialised)."""
         with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            conn = self._writer_or_refusal()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._note_error(exc)
+                raise
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._note_error(exc)
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLITE_FULL and friends may have rolled it back already
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._note_error(exc)
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def write_lock(self) -> Iterator[sqlite3.Connection]:
         """The writer connection under the writer lock, no transaction opened: each statement is its
-        own transaction. For a write that is one statement (one round trip instead of three)."""
+        own transaction. For a write that is one statement (one round trip instead of three).
+        While writes are refused the connection given raises the reason at its first statement."""
         with self._write_lock:
-            yield self._writer
+            yield self._writer_or_refusal()
 
     def bulk_load(self, wal_pages: int = 50_000) -> None:
         """Checkpoint the WAL more rarely on the writer (performance only: each checkpoint syncs).
@@ -235,9 +475,14 @@ class Store:
 
     @property
     def reader(self) -> sqlite3.Connection:
+        """This thread's read connection. Refused (StoreUnavailable) once the file was replaced or
+        deleted: answering from another file than the writer's would show data that is not being kept."""
+        reason = self.identity_error()
+        if reason is not None:
+            raise StoreUnavailable(reason)
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect_read_only(self.path) if self.read_only else connect(self.path)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._readers_lock:
@@ -265,12 +510,29 @@ class Store:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def check(self) -> str | None:
-        """None when the database answers, else the error text (for /health)."""
+        """None when the database answers and takes writes, else why not (for /health)."""
         try:
             self.reader.execute("SELECT 1 FROM journal LIMIT 1").fetchall()
-            return None
         except sqlite3.Error as exc:
+            self._note_error(exc)
             return str(exc)
+        if self.corruption:
+            return f"the database {self.path} is corrupted ({self.corruption}): {RESTORE_ADVICE}"
+        if self.read_only:
+            return f"the database {self.path} is read-only for this process"
+        if self._write_lock.acquire(timeout=1):
+            try:
+                return self._space_check()
+            finally:
+                self._write_lock.release()
+        return self._space_error
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check``: every page and index (slow on a big file). ["ok"] when sound."""
+        try:
+            return [r[0] for r in self._writer.execute("PRAGMA integrity_check(100)")]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
 
     def close(self) -> None:
         with self._readers_lock:

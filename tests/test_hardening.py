@@ -83,3 +83,191 @@ def test_signature_holds_behind_a_proxy_with_escapes_in_the_query(workdir, clock
         assert resp.status_code == 200, resp.get_json()
     finally:
         eng.close()
+
+
+# -- 7. /login redirects only to same-site paths -----------------------------------------------
+
+EVIL_NEXT = ["/%09/evil.com", "/%0a/evil.com", "/%0d%0a/evil.com", "//evil.com", "/\\evil.com", "https://evil.com",
+             "/%5cevil.com", "%2f%2fevil.com", "/%20/evil.com", "/%E2%80%A8/evil.com", "javascript:alert(1)",
+             "/%00/evil.com", "/ /evil.com"]
+
+
+@pytest.fixture
+def board(workdir, clock):
+    eng = make_engine(workdir, clock, auth={"api_token": API_TOKEN})
+    yield eng, create_app(engine=eng).test_client()
+    eng.close()
+
+
+def _same_site(location: str) -> bool:
+    parts = urlsplit(location)
+    return not parts.scheme and not parts.netloc and location.startswith("/") and not location.startswith("//")
+
+
+@pytest.mark.parametrize("target", EVIL_NEXT)
+def test_login_never_redirects_off_site(board, target):
+    _, client = board
+    resp = client.post(f"/login?next={target}", data={"token": API_TOKEN})
+    assert resp.status_code == 302, resp.status_code
+    assert _same_site(resp.headers["Location"]) and "evil" not in resp.headers["Location"], resp.headers["Location"]
+
+
+@pytest.mark.parametrize("target", EVIL_NEXT)
+def test_login_without_a_token_set_never_redirects_off_site(workdir, clock, target):
+    eng = make_engine(workdir, clock)
+    try:
+        resp = create_app(engine=eng).test_client().get(f"/login?next={target}")
+        assert resp.status_code == 302
+        assert _same_site(resp.headers["Location"]) and "evil" not in resp.headers["Location"]
+    finally:
+        eng.close()
+
+
+def test_login_keeps_a_same_site_next(board):
+    _, client = board
+    resp = client.post("/login?next=/day%3Fdate%3D2026-11-25", data={"token": API_TOKEN})
+    assert resp.headers["Location"] == "/day?date=2026-11-25"
+
+
+# -- 8. odd input is a 4xx in the documented shape, never a 500 --------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/day", "/api/agents", "/api/exceptions", "/api/adherence"])
+@pytest.mark.parametrize("cookie", ["v1.\xb2.abcd", "v1.\u0661\u0662.abcd", "v1.99999999999999999999.x", "v1..", "\x00"])
+def test_odd_session_cookies_are_just_not_signed_in(board, path, cookie):
+    _, client = board
+    client.set_cookie("adherence_session", cookie)
+    resp = client.get(path)
+    assert resp.status_code in (302, 401), resp.status_code
+    if path.startswith("/api"):
+        assert resp.get_json()["ok"] is False
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_day_page_at_the_ends_of_the_calendar_is_a_400(board, day):
+    _, client = board
+    client.post("/login", data={"token": API_TOKEN})
+    resp = client.get(f"/day?date={day}")
+    assert resp.status_code == 400 and b"date:" in resp.data
+
+
+@pytest.mark.parametrize("raw", ["%C2%B2", "%D9%A1", "1%C2%B2"])
+def test_exception_ids_with_unicode_digits_are_404(board, raw):
+    _, client = board
+    resp = client.get(f"/api/exceptions/{raw}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert resp.status_code == 404 and resp.get_json()["ok"] is False
+
+
+# -- 10. /health tells strangers nothing about people or files ---------------------------------
+
+
+def test_health_without_the_token_says_only_status_version_and_readiness(workdir, clock):
+    # a broken schedule edit quotes the file, a roster key and the bad line
+    eng = make_engine(workdir, clock, auth={"api_token": API_TOKEN})
+    try:
+        client = create_app(engine=eng).test_client()
+        shifts = next((workdir / "schedules").glob("*.yaml"))
+        shifts.write_text(shifts.read_text() + "\n  zz-secret-person: [nonsense\n")
+        eng.schedules.check()
+        resp = client.get("/health")
+        assert resp.status_code == 200
+        body = resp.get_json()
+        assert set(body) == {"ok", "status", "version", "ready"}, body
+        assert body["ready"] is True
+        text = resp.get_data(as_text=True)
+        for leak in (str(workdir), "adherence.db", "zz-secret-person", shifts.name):
+            assert leak not in text
+        full = client.get("/health", headers={"Authorization": f"Bearer {API_TOKEN}"}).get_json()
+        assert full["database"]["path"] and "schedules" in full and full["ready"] is True
+        assert full["database"]["free_bytes"] > 0 and "wal_bytes" in full["database"]
+        assert full["schedules"]["ok"] is False and any(shifts.name in e for e in full["schedules"]["errors"])
+    finally:
+        eng.close()
+
+
+# -- 12. brute force on /login ------------------------------------------------------------------
+
+
+def test_login_failures_are_throttled_per_address_with_a_429(board, caplog):
+    _, client = board
+    throttle = None
+    for n in range(12):
+        resp = client.post("/login", data={"token": f"guess-{n}"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+        if resp.status_code == 429:
+            break
+        assert resp.status_code == 401
+    assert resp.status_code == 429 and n == 10
+    assert int(resp.headers["Retry-After"]) > 0 and b"Too many failed sign-ins" in resp.data
+    # the right token is refused too while throttled: guessing on would teach nothing
+    resp = client.post("/login", data={"token": API_TOKEN}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert resp.status_code == 429
+    # another address is not affected
+    resp = client.post("/login", data={"token": API_TOKEN}, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert resp.status_code == 302
+    assert any(getattr(r, "event", None) == "login_throttled" and r.remote == "203.0.113.9" for r in caplog.records)
+    assert API_TOKEN not in caplog.text
+
+
+def test_login_throttle_forgets_after_the_window_and_stays_bounded():
+    from adherence.web.board import LoginThrottle
+
+    now = [0.0]
+    t = LoginThrottle(limit=3, window_s=60, max_addresses=100, clock=lambda: now[0])
+    for _ in range(3):
+        t.failed("a")
+    assert t.retry_after("a") == 60
+    now[0] = 61
+    assert t.retry_after("a") == 0
+    for i in range(1000):
+        t.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(t._failures) == 100
+
+
+# -- 2. the database file deleted or replaced while serving ------------------------------------
+
+
+def _post(client, n: int):
+    return client.post("/webhooks/rta", data=feed_body(sid=f"EV{n:032d}"), content_type="application/json")
+
+
+@pytest.fixture
+def served(workdir, clock):
+    eng = make_engine(workdir, clock, auth={"api_token": API_TOKEN})
+    client = create_app(engine=eng).test_client()
+    assert _post(client, 1).status_code == 200
+    yield eng, client
+    eng.close()
+
+
+def _files(path):
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def test_a_deleted_database_file_is_a_503_not_an_acknowledged_loss(served):
+    eng, client = served
+    for f in _files(eng.config.database):
+        f.unlink(missing_ok=True)
+    resp = _post(client, 2)
+    assert resp.status_code == 503 and resp.headers["Retry-After"], resp.get_json()
+    health = client.get("/health", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert health.status_code == 503
+    assert "deleted" in health.get_json()["database"]["error"]
+    stranger = client.get("/health").get_json()
+    assert stranger["ready"] is False and set(stranger) == {"ok", "status", "version", "ready"}
+    assert client.get("/api/agents", headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 503
+
+
+def test_a_database_file_replaced_under_the_writer_is_a_503(served, tmp_path):
+    import sqlite3
+
+    eng, client = served
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE journal (id INTEGER)").connection.close()
+    for f in _files(eng.config.database)[1:]:
+        f.unlink(missing_ok=True)
+    other.replace(eng.config.database)
+    resp = _post(client, 3)
+    assert resp.status_code == 503 and resp.headers["Retry-After"]
+    health = client.get("/health", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert health.status_code == 503 and "replaced" in health.get_json()["database"]["error"]
+    assert client.get("/api/exceptions", headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 503

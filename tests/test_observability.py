@@ -19,6 +19,7 @@ import re
 from datetime import date
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from adherence.logs import JsonFormatter
 from adherence.metrics import Metrics
@@ -27,52 +28,28 @@ from adherence.web import create_app
 from conftest import load_fixture, make_engine
 
 ALICE_SHIFT_BROKEN = "09:00-27:00"
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\\\|\\"|\\n)*"'
-SAMPLE = re.compile(rf"^({NAME})(?:\{{((?:{LABEL})(?:,{LABEL})*)?\}})? (\S+)(?: (-?\d+))?$")
-
-
 def parse_prometheus(text: str) -> dict[str, dict]:
-    """A strict reader of the Prometheus text exposition format (0.0.4).
+    """/metrics read by prometheus_client's own parser (it raises on anything malformed).
 
-    Returns {family: {"type": ..., "help": ..., "samples": {labels tuple: value}}} and fails
-    on any line that is not a comment, a HELP/TYPE line or a well-formed sample.
+    Returns {sample name: {"type": family type, "help": ..., "samples": {sorted labels: value}}},
+    keyed by sample name so a histogram's ``_bucket``/``_sum``/``_count`` and a counter's
+    ``_total`` are each found under the name a query would use.
     """
     assert text.endswith("\n"), "the exposition must end with a newline"
     families: dict[str, dict] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            _, kind, name, *rest = line.split(" ", 3)
-            assert re.fullmatch(NAME, name), f"line {n}: bad metric name {name!r}"
-            fam = families.setdefault(name, {"type": None, "help": None, "samples": {}})
-            if kind == "TYPE":
-                assert fam["type"] is None and not fam["samples"], f"line {n}: TYPE must come once, before samples"
-                assert rest and rest[0] in ("counter", "gauge", "histogram", "summary", "untyped"), f"line {n}"
-                fam["type"] = rest[0]
-            else:
-                fam["help"] = rest[0] if rest else ""
-            continue
-        assert not line.startswith("#") or line.startswith("# "), f"line {n}: bad comment"
-        if line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"line {n}: not a sample: {line!r}"
-        name, labels, value, _ts = m.groups()
-        value = float(value)  # ValueError on anything but a Go-style float
-        fam = families.get(name)
-        assert fam is not None and fam["type"] is not None, f"line {n}: sample of {name} before its TYPE"
-        if fam["type"] == "counter":
-            assert name.endswith("_total") and value >= 0 and not math.isnan(value), f"line {n}: bad counter"
-        key = tuple(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', labels or ""))
-        assert key not in fam["samples"], f"line {n}: duplicate sample"
-        fam["samples"][key] = value
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:
+            entry = families.setdefault(sample.name, {"type": fam.type, "help": fam.documentation, "samples": {}})
+            key = tuple(sorted(sample.labels.items()))
+            assert key not in entry["samples"], f"duplicate sample {sample.name}{key}"
+            if fam.type == "counter":
+                assert sample.value >= 0 and not math.isnan(sample.value), sample
+            entry["samples"][key] = sample.value
     return families
 
 
 def value(families, name, **labels) -> float:
-    return families[name]["samples"].get(tuple(sorted(labels.items())), 0.0)
+    return families.get(name, {"samples": {}})["samples"].get(tuple(sorted(labels.items())), 0.0)
 
 
 def touch_later(path, text: str) -> None:
@@ -210,10 +187,14 @@ def test_metrics_are_valid_prometheus_text_and_count(engine, client):
     assert delta("adherence_webhook_requests_total", status="200") == 3
     assert delta("adherence_webhook_requests_total", status="400") == 1
     assert delta("adherence_ticks_total") == 1
-    for name, kind in (("adherence_records_accepted_total", "counter"), ("adherence_tick_duration_seconds", "gauge"),
-                       ("adherence_live_agents", "gauge"), ("adherence_auth_failures_total", "counter")):
+    for name, kind in (("adherence_records_accepted_total", "counter"),
+                       ("adherence_tick_duration_seconds_count", "histogram"),
+                       ("adherence_webhook_duration_seconds_bucket", "histogram"),
+                       ("adherence_live_agents", "gauge"), ("adherence_webhook_requests_total", "counter")):
         assert after[name]["type"] == kind and after[name]["help"]
-    assert 0 < value(after, "adherence_tick_duration_seconds") < 60
+    assert delta("adherence_tick_duration_seconds_count") == 1
+    assert 0 < delta("adherence_tick_duration_seconds_sum") < 60
+    assert delta("adherence_webhook_duration_seconds_count") == 4
     assert value(after, "adherence_live_agents") == len(engine.tracker.workers()) >= 1
 
 
@@ -222,8 +203,8 @@ def test_metrics_render_escapes_label_values():
     m.inc("adherence_webhook_requests_total", status='4"0\\0\n')
     m.set("adherence_tick_duration_seconds", 0.000123)
     fams = parse_prometheus(m.render())
-    assert value(fams, "adherence_webhook_requests_total", status='4\\"0\\\\0\\n') == 1
-    assert value(fams, "adherence_tick_duration_seconds") == 0.000123
+    assert value(fams, "adherence_webhook_requests_total", status='4"0\\0\n') == 1
+    assert value(fams, "adherence_tick_duration_seconds_sum") == 0.000123
 
 
 def test_auth_failures_are_counted(workdir, clock):

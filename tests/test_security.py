@@ -360,8 +360,7 @@ def _api_rules(app):
 def test_api_refuses_unauthenticated_access_when_a_token_is_set(locked):
     engine, client = locked
     rules = _api_rules(client.application)
-    if not rules:
-        pytest.skip("no /api endpoints in this build")
+    assert rules
     checked = 0
     for rule in rules:
         path = rule.rule.replace("<exc_id>", "1")

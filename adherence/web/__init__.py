@@ -7,12 +7,14 @@ api (JSON/CSV reads and approvals), board (HTML).
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..config import Config, load_config
+from ..metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +32,30 @@ def error_response(status: int, message: str, errors: list[str] | None = None, h
     return resp
 
 
-def create_app(config: Config | dict | None = None, *, engine=None, clock=None) -> Flask:
-    """Build the app. ``config`` is a Config, or a dict of overrides on the defaults (tests)."""
-    if engine is None:
-        from ..engine import Engine
-
-        if not isinstance(config, Config):
-            config = load_config(None, overrides=config or {})
-        engine = Engine(config, clock)
+def create_app(*, engine) -> Flask:
+    """Build the app around ``engine`` (the CLI and the tests build the engine: one per process)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = engine.config.max_body_bytes
     app.json.sort_keys = False  # keep fields in the documented order
     app.extensions["adherence"] = engine
 
-    from . import ops, webhooks
+    from . import api, board, ops, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(ops.bp)
-    for name in ("api", "board"):
-        try:
-            mod = __import__(f"{__name__}.{name}", fromlist=["bp"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
-        app.register_blueprint(mod.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(board.bp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.adherence_started = time.perf_counter()
+
+    @app.after_request
+    def _time_webhook(resp):
+        # here rather than in the view: every answer counts, refusals and errors included
+        if request.endpoint == "webhooks.rta" and "adherence_started" in g:
+            METRICS.observe("adherence_webhook_duration_seconds", time.perf_counter() - g.adherence_started)
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -65,13 +66,16 @@ def create_app(config: Config | dict | None = None, *, engine=None, clock=None) 
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return error_response(exc.code or 500, msg, headers=headers)
 
+    @app.errorhandler(sqlite3.Error)
+    def _database_error(exc: sqlite3.Error) -> Any:
+        # the database is unusable for now (file replaced, disk full, locked too long): the client
+        # should come back later; the reason is on /health for those with the token, and in the log
+        log.error("database error: %s", exc, extra={"event": "database_error", "path": request.path})
+        return error_response(503, "the database is unavailable; retry later", headers={"Retry-After": "5"})
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         log.exception("unhandled error")
         return error_response(500, "internal error (see the server log)")
 
     return app
-
-
-def engine_of(app: Flask):
-    return app.extensions["adherence"]

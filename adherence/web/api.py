@@ -89,7 +89,8 @@ def session_valid(value: str | None, token: str, now_s: int | None = None) -> bo
     if not value:
         return False
     parts = value.split(".")
-    if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit() or len(parts[1]) > 12:
+    # isascii: str.isdigit() also accepts '²' and other digits int() refuses
+    if len(parts) != 3 or parts[0] != "v1" or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         return False
     expires = int(parts[1])
     mac_ok = constant_time_equal(_session_mac(token, expires), parts[2])
@@ -295,7 +296,7 @@ def list_exceptions():
 
 
 def _exception_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest(f"no exception with id {raw!r} (ids are positive whole numbers)", status=404)
     return int(raw)
 

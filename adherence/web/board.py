@@ -9,7 +9,12 @@ HttpOnly, SameSite=Strict session cookie derived from it by HMAC (see
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import OrderedDict
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
@@ -18,8 +23,74 @@ from ..timeutil import local_date, parse_date, zone
 from .api import SESSION_COOKIE, authorized, note_auth_failure, session_value
 
 bp = Blueprint("board", __name__)
+log = logging.getLogger(__name__)
 
 REFRESH_MS = 3000
+# /day shows the day before and after: the last and first representable dates have no neighbour
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
+
+# Sign-in failures allowed per client address in a window before /login answers 429. The API token is
+# long and random, so a person mistyping it is never near the limit while a guesser is stopped cold.
+LOGIN_FAILURES = 10
+LOGIN_WINDOW_S = 15 * 60
+LOGIN_TRACKED_ADDRESSES = 10_000  # memory bound: the oldest address is forgotten first
+
+
+class LoginThrottle:
+    """Failed sign-ins per client address over a sliding window, in memory (one process serves).
+
+    Bounded: at most ``max_addresses`` addresses are remembered, so a spray from many addresses
+    costs a fixed amount of memory (the oldest entries go; the throttle gets weaker, never bigger).
+    """
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window_s: float = LOGIN_WINDOW_S,
+                 max_addresses: int = LOGIN_TRACKED_ADDRESSES, clock=time.monotonic):
+        self.limit = limit
+        self.window_s = window_s
+        self.max_addresses = max_addresses
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(address, ()) if now - t < self.window_s]
+        if times:
+            self._failures[address] = times
+        else:
+            self._failures.pop(address, None)
+        return times
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until ``address`` may try again; 0 when it may try now."""
+        with self._lock:
+            now = self.clock()
+            times = self._recent(address, now)
+            if len(times) < self.limit:
+                return 0
+            return max(1, int(times[-self.limit] + self.window_s - now + 0.999))
+
+    def failed(self, address: str) -> int:
+        """Record a failure; the failures of ``address`` in the window."""
+        with self._lock:
+            now = self.clock()
+            times = self._recent(address, now)
+            times.append(now)
+            self._failures[address] = times[-self.limit:]
+            self._failures.move_to_end(address)
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
+            return len(times)
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._failures.pop(address, None)
+
+
+def login_throttle(app) -> LoginThrottle:
+    throttle = app.extensions.get("adherence_login_throttle")
+    if throttle is None:
+        throttle = app.extensions.setdefault("adherence_login_throttle", LoginThrottle())
+    return throttle
 
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -35,9 +106,23 @@ def _today() -> date:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never redirect a logged-in user elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("board.live")
+    """Only same-site paths: never redirect a logged-in user elsewhere.
+
+    Browsers drop tabs and newlines inside a URL and read ``\\`` as ``/``, so ``/\t/evil.com``
+    arrives as ``//evil.com`` (another site); a newline in a header is also a 500. Anything but
+    printable ASCII without a backslash is refused outright, then the rest must parse as a path
+    with neither scheme nor host.
+    """
+    home = url_for("board.live")
+    if not target or len(target) > 2000:
+        return home
+    if any(not ("!" <= ch <= "~") for ch in target) or "\\" in target:
+        return home
+    if not target.startswith("/") or target.startswith("//"):
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return home
     return target
 
 
@@ -76,6 +161,9 @@ def day():
         d = parse_date(raw) if raw else _today()
     except ValueError as exc:
         return _page("day.html", 400, title="Day", error=f"date: {exc}", day=None)
+    if not FIRST_DAY <= d <= LAST_DAY:
+        return _page("day.html", 400, title="Day", day=None,
+                     error=f"date: expected a day between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
     return _page("day.html", title=f"Day {d.isoformat()}", day=d.isoformat(),
                  prev_day=(d - timedelta(days=1)).isoformat(), next_day=(d + timedelta(days=1)).isoformat(),
                  today=_today().isoformat())
@@ -89,11 +177,24 @@ def login():
         return redirect(target)
     if request.method == "GET":
         return _page("login.html", title="Sign in", next=target, error=None, login_page=True)
+    throttle = login_throttle(current_app)
+    address = request.remote_addr or "unknown"
+    wait = throttle.retry_after(address)
+    if wait:
+        # refused before the token is even compared: a guesser learns nothing more while throttled
+        log.warning("sign-in throttled: too many failures", extra={
+            "event": "login_throttled", "remote": address, "retry_after": wait})
+        body, status = _page("login.html", 429, title="Sign in", next=target, login_page=True,
+                             error=f"Too many failed sign-ins from your address. Try again in {wait} s.")
+        return body, status, {"Retry-After": str(wait)}
     given = request.form.get("token", "")
     if not given or not constant_time_equal(given, token):
+        failures = throttle.failed(address)
         note_auth_failure("board-login")
+        log.warning("sign-in failed", extra={"event": "login_failed", "remote": address, "failures": failures})
         return _page("login.html", 401, title="Sign in", next=target, error="That is not the API token.",
                      login_page=True)
+    throttle.succeeded(address)
     value, max_age = session_value(token)
     resp = redirect(target)
     secure = request.is_secure or (_engine().config.server_public_url or "").startswith("https://")

@@ -1,10 +1,19 @@
-"""Operations endpoints: ``/health`` and ``/metrics``. No auth: they hold no secrets or personal data."""
+"""Operations endpoints: ``/health`` and ``/metrics``.
+
+``/health`` is for load balancers and monitors that hold no credentials, so without
+the API token it says only whether the service is up and ready, never a path, a
+roster key or a line quoted from a schedule (people's names live there). With the
+token (Bearer or the board's session) it gives every detail. ``/metrics`` holds
+counts and sizes only, no names or paths, and stays public for scrapers.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from ..metrics import METRICS
+from .. import __version__
+from ..metrics import exposition
+from .api import credentials
 
 bp = Blueprint("ops", __name__)
 
@@ -13,13 +22,21 @@ bp = Blueprint("ops", __name__)
 def health():
     engine = current_app.extensions["adherence"]
     report = engine.health()
-    resp = jsonify(report)
-    resp.status_code = 200 if report["database"]["ok"] else 503
+    ready = bool(report["database"]["ok"])
+    status = 200 if ready else 503
+    if credentials() is None:
+        resp = jsonify({"ok": report["ok"], "status": report["status"], "version": __version__, "ready": ready})
+    else:
+        report["database"].update(engine.store.file_status())
+        resp = jsonify({**report, "version": __version__, "ready": ready})
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    if not ready:
+        resp.headers["Retry-After"] = "5"
     return resp
 
 
 @bp.get("/metrics")
 def metrics():
-    engine = current_app.extensions["adherence"]
-    engine.health()  # refreshes the gauges
-    return Response(METRICS.render(), mimetype="text/plain; version=0.0.4")
+    body, content_type = exposition(current_app)
+    return Response(body, content_type=content_type)
