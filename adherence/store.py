@@ -33,7 +33,7 @@ JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 # Writes stop (503, Retry-After) while the free space could not absorb the WAL plus this margin: a
 # checkpoint copies WAL pages into the main file, which needs room to grow. Refusing early keeps the
 # database able to checkpoint, read and purge; writing on until the disk is full wedges it.
-DISK_RESERVE_BYTES = 4 * 1024 * 1024
+DISK_RESERVE_BYTES = 8 * 1024 * 1024
 # With less free space than this (beyond the WAL) every write first checks whether to checkpoint.
 CHECKPOINT_MARGIN_BYTES = 64 * 1024 * 1024
 # Databases up to this size get a full quick_check at start; bigger ones a probe of every table's ends.
