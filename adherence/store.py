@@ -169,9 +169,13 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-def connect_read_only(path: Path | str) -> sqlite3.Connection:
-    """A connection that never writes, for a file (or directory) this process may not write."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
+def connect_read_only(path: Path | str, immutable: bool = False) -> sqlite3.Connection:
+    """A connection that never writes, for a file (or directory) this process may not write.
+
+    ``immutable`` for a file on a read-only file system: without it SQLite cannot open a WAL-mode
+    database whose ``-shm`` it may not create; nothing can change such a file under us anyway.
+    """
+    uri = Path(path).resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
     conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
                            isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -264,6 +268,7 @@ class Store:
         self.path = Path(path)
         self.memory = str(path) == ":memory:"
         self.read_only = False
+        self._immutable = False
         self.corruption: str | None = None  # sticky: set by the start probe or any "malformed" error
         self._identity: tuple[int, int] | None = None
         self._write_lock = threading.RLock()
@@ -300,7 +305,14 @@ class Store:
         if self.memory or not self.path.exists():
             return False
         try:
-            conn = connect_read_only(self.path)
+            try:
+                conn = connect_read_only(self.path)
+                conn.execute("SELECT 1 FROM sqlite_master").fetchall()
+            except sqlite3.OperationalError:
+                if not os.statvfs(self.path.parent).f_flag & os.ST_RDONLY:
+                    raise
+                conn = connect_read_only(self.path, immutable=True)
+                self._immutable = True
             db = sqlite_utils.Database(conn)
             missing = [m.name for m in _migration_set().pending(db)]
         except sqlite3.DatabaseError as again:
@@ -409,6 +421,18 @@ class Store:
         self._space_error = None
         return None
 
+    def require_sound(self) -> None:
+        """For a CLI verb: stop with the reason (naming the file) when the start probe found damage."""
+        if self.corruption:
+            raise StoreError(f"database {self.path} is corrupted ({self.corruption}): {RESTORE_ADVICE}")
+
+    def require_writable(self) -> None:
+        """For a CLI verb that writes: stop, naming the file, rather than fail halfway."""
+        self.require_sound()
+        if self.read_only:
+            raise StoreError(f"database {self.path} is read-only for this process; this command writes to it: "
+                             f"run it as the user that owns the file, on a writable file system")
+
     def write_refusal(self) -> str | None:
         """Why writes are refused right now, or None. Under the writer lock (see ``write``)."""
         if self.read_only:
@@ -482,7 +506,7 @@ class Store:
             raise StoreUnavailable(reason)
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect_read_only(self.path) if self.read_only else connect(self.path)
+            conn = connect_read_only(self.path, self._immutable) if self.read_only else connect(self.path)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._readers_lock:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
 from ..errors import AdherenceError, FeedError
+from ..store import RESTORE_ADVICE
 from . import cli
 from .common import config_option, fail
 
@@ -98,8 +100,15 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
         )
     try:
         engine = Engine(config)
+        if engine.store.read_only:
+            engine.store.require_writable()  # raises, naming the file: serve journals every request
     except AdherenceError as exc:
         raise fail(exc) from None
+    except sqlite3.DatabaseError as exc:  # damage the start-up probe did not see, met while loading
+        raise click.ClickException(f"database {config.database} is corrupted ({exc}): {RESTORE_ADVICE}") from None
+    if engine.store.corruption:
+        click.echo(f"adherence: error: database {config.database} is corrupted ({engine.store.corruption}); "
+                   f"writes are refused and /health says so: {RESTORE_ADVICE}", err=True)
     server = build_server(config, engine, host, port, threads)
     engine.start_scheduler()
     shown = f"[{host}]" if ":" in host else host
@@ -111,13 +120,16 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
 
 @cli.command()
 @config_option
-def check(config) -> None:
+@click.option("--database", "check_database", is_flag=True,
+              help="Also run PRAGMA integrity_check on the database (reads every page: slow on a big file).")
+def check(config, check_database) -> None:
     """Validate the configuration, schedules and rules; exit non-zero on any error.
 
     Reports every problem with file and line, and warnings (e.g. a scheduled
-    activity no rule covers) without failing.
+    activity no rule covers) without failing. With --database, also checks
+    every page and index of the database file.
 
-    Example: adherence check --config config.yaml
+    Example: adherence check --config config.yaml --database
     """
     from ..rules import load_rules, rule_warnings
     from ..schedules import load_schedules
@@ -139,12 +151,33 @@ def check(config) -> None:
             warnings += [str(w) for w in rule_warnings(ruleset, schedule.activities())]
     except AdherenceError as exc:
         problems += exc.messages
+    if check_database:
+        problems += _check_database(config)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if problems:
         for p in problems:
             click.echo(f"error: {p}", err=True)
         raise click.ClickException(f"{len(problems)} error(s)")
+
+
+def _check_database(config) -> list[str]:
+    """``PRAGMA integrity_check`` on the configured database: its problems, each naming the file."""
+    from ..store import Store
+
+    try:
+        store = Store(config.database, probe=False)
+    except AdherenceError as exc:
+        return exc.messages
+    try:
+        result = store.integrity_check()
+    finally:
+        store.close()
+    if result == ["ok"]:
+        click.echo(f"database {config.database}: ok")
+        return []
+    return [f"database {config.database}: {line}" for line in result] + [
+        f"database {config.database} is corrupted: {RESTORE_ADVICE}"]
 
 
 def _envelopes(path: Path):
@@ -269,9 +302,15 @@ def _engine_at(config, at: str | None):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--at") from None
     try:
-        return Engine(config, clock, load_state=True)
+        engine = Engine(config, clock, load_state=True)
     except AdherenceError as exc:
         raise fail(exc) from None
+    try:
+        engine.store.require_writable()  # these verbs write results: say so now, not halfway
+    except AdherenceError as exc:
+        engine.close()
+        raise fail(exc) from None
+    return engine
 
 
 @cli.command()

@@ -34,6 +34,7 @@ def purge(config, days, vacuum) -> None:
     except AdherenceError as exc:
         raise fail(exc) from None
     try:
+        engine.store.require_writable()
         stats = purge_journal(engine, days)
         if vacuum:
             do_vacuum(engine)

@@ -22,7 +22,9 @@ def read_context(config):
 
     schedules = schedule_source(config)
     schedules.check()
-    return SimpleNamespace(store=Store(config.database), schedules=schedules, clock=SystemClock(), config=config)
+    store = Store(config.database)
+    store.require_sound()  # a damaged file would fail halfway through the report, with a traceback
+    return SimpleNamespace(store=store, schedules=schedules, clock=SystemClock(), config=config)
 
 
 @cli.command()
@@ -49,7 +51,10 @@ def report(config, what, date, first, last, team, agent, rule, severity, status,
         args.update(rule=rule, severity=severity, status=status)
     elif rule or severity or status:
         raise click.UsageError("--rule, --severity and --status apply to exceptions only")
-    ctx = read_context(config)
+    try:
+        ctx = read_context(config)
+    except AdherenceError as exc:
+        raise fail(exc) from None
     try:
         filters = Filters.parse(args, allowed=args.keys())
         rows = iter_exceptions(ctx, filters) if what == "exceptions" else iter_adherence(ctx, filters)
