@@ -33,6 +33,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from ..errors import Problem
 from ..timeutil import UTC, to_ms, zone
+from ..yamlfile import short
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class IcsEvent:
 
     @property
     def tag(self) -> str:
-        return f"{self.file_index}:{self.index}"
+        return str(self.index)  # unique within its file; an AgentCalendar never mixes files
 
 
 @dataclass
@@ -68,6 +69,7 @@ class IcsFile:
     file: str
     file_index: int
     events: list[IcsEvent] = field(default_factory=list)
+    mentions: set[str] = field(default_factory=set)  # every ATTENDEE email, to flag them when the file is broken
 
     def groups(self) -> dict[str, list[IcsEvent]]:
         """Events by UID: a recurring master with its RECURRENCE-ID overrides."""
@@ -177,13 +179,62 @@ def _dt(component: icalendar.Event, name: str):
     return None if prop is None else getattr(prop, "dt", None)
 
 
-def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem]) -> bool:
-    """Validate one VEVENT on its own; False when it cannot be used."""
+# Properties the schedule is made of: when one of them cannot be read, the event cannot be
+# either. Any other property (DESCRIPTION, X-APPLE-..., ORGANIZER) is ignored when broken.
+ESSENTIAL = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RDATE", "EXDATE", "RRULE", "SUMMARY", "STATUS")
+_QUOTED_LINE = re.compile(r"parsed into parts: '((?:[^'\\]|\\.)*)'")
+MAX_MESSAGE = 300  # characters of a library's message that a problem quotes
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def reason(exc: BaseException) -> str:
+    """A library exception as a reason a planner can read: never empty."""
+    text = str(exc).strip()
+    return clip(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def _unparsed_name(message: str) -> tuple[str | None, str | None]:
+    """(property name, raw content line) from icalendar's "could not be parsed" message, when it quotes one."""
+    m = _QUOTED_LINE.search(message)
+    if not m:
+        return None, None
+    raw = m.group(1)
+    name = re.split(r"[;:=]", raw, maxsplit=1)[0].strip().upper()
+    return (name or None), raw
+
+
+def _line_of_text(lines: list[str] | None, raw: str | None) -> int | None:
+    if not lines or not raw:
+        return None
+    for i, line in enumerate(lines):
+        if line.strip() == raw.strip() or (len(raw) > 20 and raw[:40] in line):
+            return i + 1
+    return None
+
+
+def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem], warnings: list[Problem],
+                 text_lines: list[str] | None = None) -> bool:
+    """Validate one VEVENT on its own, mending what has one clear reading; False when it cannot be used.
+
+    Each mend is a warning with file:line, so planners know what was assumed.
+    """
     ok = True
-    label = f"event {str(ev.get('SUMMARY', '')).strip() or str(ev.get('UID', '?'))!r}"
+    label = f"event {short(str(ev.get('SUMMARY', '')).strip() or str(ev.get('UID', '?')))}"
     for prop, message in getattr(ev, "errors", []) or []:
-        problems.append(Problem(f"{label}: bad {prop}: {message}", file, line_of(prop)))
-        ok = False
+        raw = None
+        if prop is None:
+            prop, raw = _unparsed_name(str(message))
+        line = (_line_of_text(text_lines, raw) if raw else None) or line_of(prop)
+        name = prop or "a property"
+        if prop and str(prop).upper() in ESSENTIAL:
+            problems.append(Problem(f"{label}: bad {name}: {clip(message)}", file, line))
+            ok = False
+        else:
+            warnings.append(Problem(f"{label}: {name} ignored, it cannot be read: {clip(message)}", file, line))
     if not ok:
         return False
     for name in ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RDATE", "EXDATE", "RRULE"):
@@ -194,7 +245,7 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
             for p in prop if isinstance(prop, list) else [prop]:
                 getattr(p, "dt", None) if name != "RRULE" else dict(p)
         except Exception as exc:  # noqa: BLE001 - any parse failure is the planner's file, not our crash
-            problems.append(Problem(f"{label}: bad {name} value ({exc})", file, line_of(name)))
+            problems.append(Problem(f"{label}: bad {name} value ({reason(exc)})", file, line_of(name)))
             ok = False
     if not ok:
         return False
@@ -214,20 +265,22 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
         dt = getattr(prop, "dt", None)
         if tzid and isinstance(dt, datetime) and dt.tzinfo is None:
             problems.append(Problem(
-                f"{label}: unknown time zone {tzid!r} in {name} (expected an IANA name such as America/New_York, "
-                "a Windows name such as Eastern Standard Time, or a VTIMEZONE with that TZID in the file)",
-                file, line_of(name)))
+                f"{label}: unknown time zone {short(tzid)} in {name} (expected an IANA name such as "
+                "America/New_York, a Windows name such as Eastern Standard Time, or a VTIMEZONE with that TZID "
+                "in the file)", file, line_of(name)))
             ok = False
     end = _dt(ev, "DTEND")
     if end is not None and "DURATION" in ev:
-        problems.append(Problem(f"{label}: has both DTEND and DURATION (expected one of them)", file,
+        # RFC 5545 forbids both; some exporters write both. recurring-ical-events reads DTEND then, so do we.
+        warnings.append(Problem(f"{label}: has both DTEND and DURATION; DTEND is used, DURATION ignored", file,
                                 line_of("DURATION")))
-        ok = False
+        del ev["DURATION"]
     if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
-        problems.append(Problem(f"{label}: DTSTART and DTEND must both be dates or both be date-times", file,
-                                line_of("DTEND")))
-        ok = False
-    elif end is not None and ok:
+        end = _mend_mixed_end(ev, start, end)
+        warnings.append(Problem(
+            f"{label}: DTSTART and DTEND mix a date and a date-time; read as ending {end.isoformat()} "
+            f"(the end converted to the start's kind)", file, line_of("DTEND")))
+    if end is not None and ok:
         try:
             backwards = end < start
         except TypeError:  # floating vs zoned
@@ -237,6 +290,18 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
             problems.append(Problem(f"{label}: DTEND {end} is before DTSTART {start}", file, line_of("DTEND")))
             ok = False
     return ok
+
+
+def _mend_mixed_end(ev: icalendar.Event, start, end):
+    """A date end on a timed event ends at that date's midnight in the start's zone; a timed end on an
+    all-day event ends the day it falls in (the next day when it is after midnight)."""
+    if isinstance(start, datetime):
+        new = datetime(end.year, end.month, end.day, tzinfo=start.tzinfo)
+    else:
+        new = end.date() if end.time() == datetime.min.time() else end.date() + timedelta(days=1)
+    del ev["DTEND"]
+    ev.add("DTEND", new)
+    return new
 
 
 def parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], problems: list[Problem],
@@ -291,7 +356,7 @@ def _parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], probl
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError and friends on malformed text
-        problems.append(Problem(f"not a valid iCalendar file: {exc}", fname))
+        problems.append(Problem(f"not a valid iCalendar file: {reason(exc)}", fname))
         return None
     if not calendars:
         problems.append(Problem("not a valid iCalendar file (expected BEGIN:VCALENDAR ... END:VCALENDAR)", fname, 1))
@@ -311,10 +376,12 @@ def _parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], probl
             try:
                 cal = x_wr_timezone.to_standard(cal, timezone=resolve_zone_name(str(xwr)))
             except ValueError as exc:
-                problems.append(Problem(f"X-WR-TIMEZONE: {exc}", fname, _find(lines.lines, "X-WR-TIMEZONE")))
+                problems.append(Problem(f"X-WR-TIMEZONE: {clip(exc)}", fname, _find(lines.lines, "X-WR-TIMEZONE")))
                 continue
             cal.pop("X-WR-TIMEZONE", None)
         parsed.extend(cal.walk("VEVENT"))
+    for ev in parsed:
+        out.mentions.update(_attendees(ev))
     if len(parsed) != len(lines.vevents):
         if len(parsed) < len(lines.vevents):
             problems.append(Problem(
@@ -326,14 +393,14 @@ def _parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], probl
         def line_of(prop, k=k):
             return lines.of(k, prop) if prop else lines.of(k)
 
-        if not _check_event(ev, fname, line_of, problems):
+        if not _check_event(ev, fname, line_of, problems, warnings, lines.lines):
             continue
         start = _dt(ev, "DTSTART")
         summary = str(ev.get("SUMMARY", "")).strip()
         all_day = not isinstance(start, datetime)
         is_off = all_day and summary.lower() in time_off
         line = line_of("SUMMARY") or line_of("UID") or line_of(None)
-        ev[SRC] = f"{file_index}:{k}"
+        ev[SRC] = str(k)
         item = IcsEvent(ev, fname, file_index, k, line, str(ev.get("UID", f"no-uid-{k}")), summary,
                         _attendees(ev), all_day, is_off)
         if all_day and not is_off and str(ev.get("STATUS", "")).upper() != "CANCELLED":
@@ -362,10 +429,21 @@ def _calendar(components) -> icalendar.Calendar:
     return cal
 
 
+# Expansion limits (docs/schedules.md): nobody works more than this many segments a day, and
+# a calendar that says otherwise is a mistake (FREQ=MINUTELY) or an attack, not a schedule.
+MAX_PER_DAY = 200  # occurrences of one event within any 24 hours
+MAX_PER_WINDOW = 2_000  # occurrences of one agent's calendars in one expansion window (a week and 4 days)
+
+
 def _check_group(group: list[IcsEvent], fname: str, problems: list[Problem]) -> None:
-    """Expand a recurring series briefly, so bad RRULEs are reported at load time."""
+    """Check a recurring series at load time: too dense to be a schedule, or unreadable recurrence."""
     if not any(("RRULE" in e.component or "RDATE" in e.component) for e in group):
         return
+    for ev in group:
+        dense = _too_dense(ev.component)
+        if dense:
+            problems.append(Problem(f"event {short(ev.summary)}: {dense}", fname, ev.line))
+            return
     start = _dt(group[0].component, "DTSTART")
     if isinstance(start, datetime):
         probe = start if start.tzinfo else start.replace(tzinfo=UTC)
@@ -376,29 +454,99 @@ def _check_group(group: list[IcsEvent], fname: str, problems: list[Problem]) -> 
         query.between(probe - timedelta(days=1), probe + timedelta(days=8))
     except Exception as exc:  # the library raises several ValueError subclasses
         ev = group[0]
-        problems.append(Problem(f"event {ev.summary!r}: cannot expand its recurrence: {exc}", fname, ev.line))
+        problems.append(Problem(f"event {short(ev.summary)}: cannot expand its recurrence ({reason(exc)})",
+                                fname, ev.line))
+
+
+def _too_dense(component: icalendar.Event) -> str | None:
+    """Why this event repeats more than MAX_PER_DAY times within 24 hours, or None.
+
+    Walks each RRULE lazily from DTSTART (dateutil yields one occurrence at a time), so a
+    FREQ=SECONDLY rule costs MAX_PER_DAY steps to refuse, not the 86,400 a day it would produce.
+    A rule is periodic, so its first occurrences are as dense as it ever gets.
+    """
+    from dateutil.rrule import rrulestr
+
+    start = _dt(component, "DTSTART")
+    if start is None:
+        return None
+    naive = start.replace(tzinfo=None) if isinstance(start, datetime) else datetime(start.year, start.month, start.day)
+    rules = component.get("RRULE")
+    for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+        parts = {k.upper(): v for k, v in dict(rule).items()}
+        count = parts.pop("COUNT", [None])[0]
+        until = parts.pop("UNTIL", [None])[0]
+        if count is not None and int(count) <= MAX_PER_DAY:
+            continue
+        text = icalendar.vRecur(parts).to_ical().decode()
+        try:
+            it = iter(rrulestr(text, dtstart=naive))
+            first = []
+            for occ in it:
+                if until is not None and _after_until(occ, until, start):
+                    break
+                first.append(occ)
+                if len(first) > MAX_PER_DAY:
+                    break
+        except Exception:  # noqa: BLE001 - unreadable rules are reported by the expansion probe, with its reason
+            return None
+        if len(first) > MAX_PER_DAY and first[-1] - first[0] < timedelta(days=1):
+            return (f"repeats more than {MAX_PER_DAY} times within 24 hours (RRULE:{short(rule.to_ical().decode())}; "
+                    f"a schedule has at most {MAX_PER_DAY} segments a day)")
+    dates = component.get("RDATE")
+    n = sum(len(getattr(r, "dts", []) or []) for r in (dates if isinstance(dates, list) else [dates] if dates else []))
+    if n > MAX_PER_WINDOW * 50:
+        return f"has {n:,} RDATE values (at most {MAX_PER_WINDOW * 50:,})"
+    return None
+
+
+def _after_until(occ: datetime, until, start) -> bool:
+    if isinstance(until, datetime):
+        if until.tzinfo is not None and isinstance(start, datetime) and start.tzinfo is not None:
+            until = until.astimezone(start.tzinfo)
+        return occ > until.replace(tzinfo=None)
+    return occ.date() > until
 
 
 class AgentCalendar:
     """The events of one agent, expanded lazily over a time span."""
 
-    def __init__(self, events: list[IcsEvent], attendee: str | None, tz: ZoneInfo):
+    def __init__(self, events: list[IcsEvent], attendee: str | None, tz: ZoneInfo, file: str = "",
+                 file_index: int = 0):
         self.events = events
         self.attendee = attendee  # events must name this email (attendee-based calendars)
         self.tz = tz
+        self.file = file or (events[0].file if events else "")
+        self.file_index = file_index  # order among files: at equal length, a later file wins
         self._by_tag = {e.tag: e for e in events}
         self._query = None
 
-    def occurrences(self, start: datetime, end: datetime, errors: list[str]) -> list[Occurrence]:
-        """Occurrences intersecting [start, end) (aware datetimes in the agent's zone)."""
+    def occurrences(self, start: datetime, end: datetime, report) -> list[Occurrence]:
+        """Occurrences intersecting [start, end) (aware datetimes in the agent's zone).
+
+        A calendar that cannot be expanded, or expands to more than MAX_PER_WINDOW
+        occurrences, contributes nothing to this window and ``report(problem)`` is called:
+        one agent's calendar must never stop the evaluator or take minutes of its tick.
+        """
         if self._query is None:
             self._query = recurring_ical_events.of(_calendar(e.component for e in self.events),
                                                    skip_bad_series=True)
         try:
             found = self._query.between(start, end)
         except Exception as exc:  # noqa: BLE001 - a calendar must never crash the evaluator
-            log.error("calendar expansion failed: %s", exc)
-            errors.append(str(exc))
+            report(Problem(f"calendar cannot be expanded from {start.date()} to {end.date()} ({reason(exc)})",
+                           self.file))
+            return []
+        if len(found) > MAX_PER_WINDOW:
+            counts: dict[str, int] = {}
+            for occ in found:
+                tag = str(occ.get(SRC, ""))
+                counts[tag] = counts.get(tag, 0) + 1
+            worst = self._by_tag.get(max(counts, key=counts.get))
+            report(Problem(
+                f"calendar expands to {len(found):,} occurrences from {start.date()} to {end.date()}, more than "
+                f"{MAX_PER_WINDOW:,}" + (f"; most from event {short(worst.summary)}" if worst else "")
+                + " (ignored for these days)", self.file, worst.line if worst else None))
             return []
         out = []
         for occ in found:

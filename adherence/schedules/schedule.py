@@ -9,7 +9,9 @@ bisect per agent; calendars are expanded once per agent per week.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,6 +23,8 @@ from ..timeutil import from_ms, to_ms
 from .ical import AgentCalendar
 from .resolve import Raw, resolve
 from .yamlfmt import ShiftSpec
+
+log = logging.getLogger(__name__)
 
 _MONDAY = date(1970, 1, 5)
 _PAD = 2  # days of context around a week: shifts and chains up to 2 days long resolve the same in every week
@@ -58,7 +62,8 @@ class Schedule:
         self.warnings = warnings
         self.files = files  # every file read, for reload fingerprints
         self.default_tz = default_tz
-        self.expansion_errors: list[str] = []  # calendar failures seen at query time (logged too)
+        # calendar failures seen at query time: problem → (first seen, agents it hit); logged once each
+        self.expansion_problems: dict[Problem, tuple[float, set[str]]] = {}
         self._plans = plans
         self._default_zone = ZoneInfo(default_tz)
         self._by_sid = {a.worker_sid: k for k, a in agents.items()}
@@ -147,7 +152,7 @@ class Schedule:
             hit = weeks.get(w)
             if hit is not None:
                 return hit
-        week = self._expand(plan, w)
+        week = self._expand(key, plan, w)
         with self._lock:
             weeks = self._cache.setdefault(key, {})
             weeks[w] = week
@@ -155,7 +160,14 @@ class Schedule:
                 weeks.pop(next(iter(weeks)))
         return week
 
-    def _expand(self, plan: _AgentPlan, w: int) -> _Week:
+    def _expansion_problem(self, key: str, problem: Problem) -> None:
+        with self._lock:
+            first = problem not in self.expansion_problems
+            self.expansion_problems.setdefault(problem, (time.time(), set()))[1].add(key)
+        if first:
+            log.error("schedules: %s (agent %s)", problem, key, extra={"event": "schedule_expansion_failed"})
+
+    def _expand(self, key: str, plan: _AgentPlan, w: int) -> _Week:
         tz = plan.tz
         d0 = _MONDAY + timedelta(days=7 * w)
         lo, hi = d0 - timedelta(days=_PAD), d0 + timedelta(days=7 + _PAD)
@@ -173,21 +185,22 @@ class Schedule:
                               and (s.until is None or d <= s.until)]
                 for shift, findex in shifts:
                     for seg in shift.segments:
-                        raws.append(Raw(_local_ms(d, seg.start_min, tz), _local_ms(d, seg.end_min, tz),
+                        stz = seg.tz or tz
+                        raws.append(Raw(_local_ms(d, seg.start_min, stz), _local_ms(d, seg.end_min, stz),
                                         seg.activity, d, f"{shift.file}:{seg.line}", (findex, seg.line, 0)))
             d += timedelta(days=1)
         if plan.calendars:
             span_start = datetime(lo.year, lo.month, lo.day, tzinfo=tz)
             span_end = datetime(hi.year, hi.month, hi.day, tzinfo=tz)
             for cal in plan.calendars:
-                for occ in cal.occurrences(span_start, span_end, self.expansion_errors):
+                for occ in cal.occurrences(span_start, span_end, lambda p: self._expansion_problem(key, p)):
                     ev = occ.event
                     if occ.start is None:
                         for day in occ.days:
                             off.setdefault(day, ev.summary)
                     else:
                         raws.append(Raw(occ.start, occ.end, ev.summary, None, ev.source,
-                                        (ev.file_index, ev.line or 0, ev.index)))
+                                        (cal.file_index, ev.line or 0, ev.index)))
         resolved = resolve(raws, lambda ms: self._local_date(ms, tz))
         end = d0 + timedelta(days=7)
         segs = [s for s in resolved if d0 <= s.day < end and s.day not in off]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..errors import Problem
 from ..timeutil import parse_date, zone
@@ -53,6 +54,7 @@ class SegSpec:
     end_min: int  # may run past 1440: the next day
     activity: str
     line: int
+    tz: ZoneInfo | None = None  # a CSV row's own zone; None: the agent's
 
 
 @dataclass
@@ -87,6 +89,10 @@ class YamlSchedule:
     agents: list[AgentSpec] = field(default_factory=list)
     shifts: list[ShiftSpec] = field(default_factory=list)
     days_off: list[DayOffSpec] = field(default_factory=list)
+    # what the text names, valid or not: when the file is broken, these agents are the ones affected
+    defines: set[str] = field(default_factory=set)
+    mentions: set[str] = field(default_factory=set)
+    teams: set[str] = field(default_factory=set)
 
 
 def _line(container: Any, key: Any = None) -> int | None:
@@ -371,6 +377,22 @@ def _bad_date_problem(path: Path, exc: ValueError) -> Problem:
     return Problem(f"invalid value: {exc}", str(path))
 
 
+def _note_names(out: YamlSchedule, data: LineDict) -> None:
+    agents = data.get("agents")
+    if isinstance(agents, dict):
+        out.defines.update(str(k) for k in agents)
+    for section in ("shifts", "days_off"):
+        items = data.get(section)
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            for key, into in (("agents", out.mentions), ("teams", out.teams)):
+                v = item.get(key)
+                for name in v if isinstance(v, list) else [v]:
+                    if isinstance(name, (str, int)) and not isinstance(name, bool):
+                        into.add(str(name))
+
+
 def parse_yaml_file(path: Path, problems: list[Problem]) -> YamlSchedule | None:
     """Read one schedule file; append its problems; None if it could not be read at all."""
     fname = str(path)
@@ -390,6 +412,7 @@ def parse_yaml_file(path: Path, problems: list[Problem]) -> YamlSchedule | None:
         ctx.err("expected a mapping with timezone, agents, shifts and days_off at the top level", 1)
         return None
     _check_keys(ctx, data, TOP_KEYS, "a schedule file")
+    _note_names(out, data)
     tz = _opt_str(ctx, data, "timezone", "file")
     if tz is not None:
         try:
