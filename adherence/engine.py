@@ -11,15 +11,16 @@ import logging
 
 from .clock import SystemClock
 from .config import Config
+from .horizons import MEMORY_HORIZON_MS
 from .journal import Journal
 from .metrics import METRICS
+from .rules import rule_source
+from .runner import Runner
+from .schedules import schedule_source
 from .state import Tracker
 from .store import Store
 
 log = logging.getLogger(__name__)
-
-# How much of each timeline stays in memory; older periods are read from the journal.
-MEMORY_HORIZON_MS = 3 * 86_400_000  # a first tick reads from yesterday minus a day of look-back
 
 
 class Engine:
@@ -29,22 +30,22 @@ class Engine:
         self.store = Store(config.database)
         self.tracker = Tracker()
         self.journal = Journal(self.store, self.tracker)
-        self.memory_from_ms = self.clock.now_ms() - MEMORY_HORIZON_MS if load_state else 0
+        # None: no live state in this process (CLI verbs that evaluate read timelines from the journal)
+        self.memory_from_ms = self.clock.now_ms() - MEMORY_HORIZON_MS if load_state else None
         if load_state:
             n = self.tracker.load_from_journal(self.store.reader, self.memory_from_ms)
             if n:
                 log.info("restored %d snapshot(s) of %d agent(s) from the journal", n, len(self.tracker.workers()))
-        from .schedules import schedule_source
-        from .rules import rule_source
-
         self.schedules = schedule_source(config)
         self.rules = rule_source(config)
         self.schedules.check()
         self.rules.check()
-        from .runner import Runner
-
-        self.runner = Runner(self)
         self.scheduler = None
+        self.runner = Runner(
+            store=self.store, tracker=self.tracker if load_state else None, journal=self.journal,
+            schedules=self.schedules, rules=self.rules, clock=self.clock, default_tz=config.timezone,
+            interval_ms=config.evaluation_interval_ms, memory_from_ms=self.memory_from_ms,
+            scheduler_running=lambda: self.scheduler is not None)
 
     # -- scheduler ---------------------------------------------------------
     def start_scheduler(self) -> None:

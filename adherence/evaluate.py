@@ -51,6 +51,10 @@ class AgentResult:
 
     occurrences: list[Occurrence]
     next_check_ms: int | None  # earliest instant > now at which the result can change without new input
+    # where the evaluation began: the latest instant <= start at which no condition held (-inf when the
+    # timeline has none). Before the timeline's first snapshot nothing is known, so a rewind that reaches
+    # it means the caller must read the timeline from further back (``policy.evaluate_worker`` does).
+    rewound_to: float = 0
 
 
 # --------------------------------------------------------------------------- schedule as a step function
@@ -150,7 +154,7 @@ def evaluate_agent(
     m = bisect_right(steps_t, now_ms)  # schedule changes at or before now
     next_boundary = steps_t[m] if m < m_all else None
     if not rules:
-        return AgentResult([], next_boundary)
+        return AgentResult([], next_boundary, min(start_ms, now_ms))
 
     snaps = _sorted_snapshots(timeline)
     # bisect on the snapshots themselves: a timeline is touched only where the evaluation looks
@@ -276,7 +280,7 @@ def evaluate_agent(
         )
         for st, idx, end, state in found
     ]
-    return AgentResult(occurrences, next_check)
+    return AgentResult(occurrences, next_check, r)
 
 
 # --------------------------------------------------------------------------- adherence arithmetic

@@ -109,18 +109,23 @@ class ExceptionWriter:
         ]
 
 
-def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, f, as_of_ms: int) -> None:
-    """Upsert one agent-day; a day with nothing scheduled and no exception keeps no row."""
+def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, f, as_of_ms: int,
+             rules_version: str | None = None, schedule_version: str | None = None) -> None:
+    """Upsert one agent-day; a day with nothing scheduled and no exception keeps no row.
+
+    The row records the versions of the rules and of the day's segments it was computed with, so a later
+    edit can tell which days no longer match the files in force (``stale``)."""
     day = f.day.isoformat()
     if f.scheduled_ms == 0 and f.exceptions == 0:
         conn.execute("DELETE FROM adherence WHERE worker_sid = ? AND day = ?", (worker_sid, day))
         return
     conn.execute(
         "INSERT OR REPLACE INTO adherence (worker_sid, day, agent, team, scheduled_ms, in_adherence_ms, "
-        "out_of_adherence_ms, approved_ms, logged_in_ms, adherence_percent, conformance_percent, exceptions, as_of_ms) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "out_of_adherence_ms, approved_ms, logged_in_ms, adherence_percent, conformance_percent, exceptions, as_of_ms, "
+        "rules_version, schedule_version, stale) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
         (worker_sid, day, agent, team, f.scheduled_ms, f.in_adherence_ms, f.out_of_adherence_ms, f.approved_ms,
-         f.logged_in_ms, f.adherence_percent, f.conformance_percent, f.exceptions, as_of_ms),
+         f.logged_in_ms, f.adherence_percent, f.conformance_percent, f.exceptions, as_of_ms, rules_version,
+         schedule_version),
     )
 
 

@@ -31,24 +31,22 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .errors import AdherenceError
+from .horizons import DAY_MS, EVALUATOR_DAYS
 from .metrics import METRICS
 from .timeutil import iso, local_date, local_midnight_ms, zone
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
 BATCH = 500  # rows per write transaction
-# Days before today (agent-local) whose journal rows the evaluator may still read:
-# a restart re-evaluates from yesterday, with a day of look-back before it, and
-# overnight shifts reach into the day before. One spare day on top.
-EVALUATOR_DAYS = 3
 META_KEY = "purged_before"
 
-# A row may go when a newer row of the same agent is also older than the horizon.
+# A row may go when a newer row of the same agent is also older than the horizon. The journal's highest id
+# never goes: SQLite would hand it out again, and the evaluation watermark (runner.py) counts on ids only
+# ever growing.
 _DELETE_JOURNAL = """
 DELETE FROM journal WHERE id IN (
     SELECT r.id FROM journal r
-    WHERE r.at_ms < :h
+    WHERE r.at_ms < :h AND r.id < (SELECT MAX(id) FROM journal)
       AND EXISTS (SELECT 1 FROM journal n
                   WHERE n.worker_sid = r.worker_sid AND n.at_ms < :h
                     AND (n.at_ms > r.at_ms OR (n.at_ms = r.at_ms AND n.id > r.id)))
@@ -90,21 +88,21 @@ def _zones(engine) -> list:
 
 
 def evaluator_floor_ms(engine, now_ms: int) -> int:
-    """The earliest instant the live evaluator may still read from the journal.
+    """The earliest instant the evaluator may still read from the journal.
 
-    After a stop the evaluator catches up from the last stored tick (up to
-    the runner's catch-up limit), so a purge made while the service was down
-    keeps what that catch-up will read.
+    Every agent is evaluated next from where its stored results end (table ``evaluation``), and journal
+    rows above the evaluation watermark from their own instant, whatever their age: a purge keeps what
+    those evaluations will read, with their look-back, so results never come from a thinned journal.
     """
     floor = min(local_midnight_ms(local_date(now_ms, tz) - timedelta(days=EVALUATOR_DAYS), tz)
                 for tz in _zones(engine))
-    last_tick = engine.store.get_meta("last_tick_ms")
-    if last_tick is not None:
-        from . import runner
-
-        catch_up_days = getattr(runner, "MAX_CATCH_UP_DAYS", 14)
-        resume = max(int(last_tick), now_ms - catch_up_days * DAY_MS)
-        floor = min(floor, resume - (EVALUATOR_DAYS - 1) * DAY_MS)
+    conn = engine.store.reader
+    (oldest_evaluated,) = conn.execute("SELECT MIN(evaluated_to_ms) FROM evaluation").fetchone()
+    mark = int(engine.store.get_meta("evaluated_through_id") or 0)
+    (oldest_pending,) = conn.execute("SELECT MIN(at_ms) FROM journal WHERE id > ?", (mark,)).fetchone()
+    for at in (oldest_evaluated, oldest_pending):
+        if at is not None:
+            floor = min(floor, at - EVALUATOR_DAYS * DAY_MS)
     return floor
 
 

@@ -1,13 +1,23 @@
-"""The evaluation loop's body: load inputs, call the pure evaluator, store outputs.
+"""The evaluation loop's body: load inputs, call the policy, store outputs.
 
-A tick costs in proportion to what changed. Each agent has a checkpoint
-(the "now" it was last evaluated to); a tick re-evaluates only agents that
-received records (from the earliest affected instant, so a late record of
-any age rewrites the results of the day it belongs to), agents whose
-result can change with no input (a pending condition reaching its ``for``,
-a segment or day boundary, an open exception growing), and agents never
-evaluated yet. ``recompute`` runs the very same ``evaluate_worker`` over
-journal timelines, which is why the live loop and a recompute agree.
+Everything that decides what a result *is* lives in ``policy`` (pure). This
+module does I/O only, and what it keeps between ticks is a cache:
+
+* The database records how far stored results reach: ``evaluated_through_id``
+  (every journal row up to that id is reflected), each agent's
+  ``evaluated_to`` instant (table ``evaluation``), the monitoring start and
+  rules version they were computed with. They are written in the same
+  transaction as the results that make them true, so any process — ``serve``
+  after a restart or a ``kill -9``, ``adherence evaluate``, ``recompute`` —
+  starts from what is stored, never from what another process remembered.
+* A tick computes with no lock held and writes agents' results in short
+  transactions, so webhooks never wait for the evaluator.
+* Each agent is evaluated from the earliest instant its inputs changed:
+  journal rows above the watermark (any age: late records, a replay by
+  another process, records older than monitoring start), its own
+  ``next_check`` (a pending condition reaching ``for``, a segment or day
+  boundary), a schedule or rule edit (days not yet final), or, for an agent
+  never evaluated, monitoring start.
 """
 
 from __future__ import annotations
@@ -15,37 +25,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
-from bisect import bisect_left
-from operator import attrgetter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from .evaluate import SortedTimeline, day_figures, day_window, evaluate_agent, logged_in_ms
+from .evaluate import day_figures, day_window
+from .horizons import DAY_MS, MEMORY_HORIZON_MS, WRITE_CHUNK_AGENTS
 from .metrics import METRICS
-from .model import UNKNOWN_ACTIVITY, Snapshot
+from .policy import Evaluation, evaluate_worker, live_from_ms, plan_work, rules_version, schedule_version
 from .results import ExceptionWriter, save_day
 from .state import journal_timeline
 from .timeutil import iso, local_date, local_midnight_ms, zone
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
-# How far back timelines and segments are given to the evaluator so that an
-# exception already running at the evaluation start keeps its true start.
-LOOKBACK_MS = DAY_MS
-# Rows of agents who are in a segment but had no change are refreshed at least this often.
-MAX_STALENESS_MS = 15 * 60_000
-# After a stop, evaluation resumes from the last stored tick, at most this far back.
-MAX_CATCH_UP_DAYS = 14
-# Agents with an open exception have their day's figures refreshed at least this often.
-OPEN_REFRESH_MS = 60_000
-# Agents per write transaction, so webhooks never wait long for the writer.
-CHUNK = 400
-# From the start of monitoring until the feed first mentions an agent, the agent is not logged in.
-ORIGIN = Snapshot(0, UNKNOWN_ACTIVITY, "none", True)
-_AT = attrgetter("at")
+WATERMARK = "evaluated_through_id"
+RESULTS_ORIGIN = "results_monitoring_from"
+RESULTS_RULES = "results_rules_version"
+LAST_TICK = "last_tick_ms"
 
 
 @dataclass
@@ -55,6 +52,7 @@ class TickStats:
     exceptions_written: int = 0
     days_written: int = 0
     duration_s: float = 0.0
+    longest_write_s: float = 0.0
     reloaded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -64,294 +62,358 @@ class TickStats:
             "exceptions_written": self.exceptions_written,
             "days_written": self.days_written,
             "duration_ms": round(self.duration_s * 1000, 1),
+            "longest_write_ms": round(self.longest_write_s * 1000, 1),
             "reloaded": self.reloaded,
         }
 
 
 class Runner:
-    def __init__(self, engine):
-        self.engine = engine
-        self._lock = threading.Lock()  # one tick at a time, whatever calls it
-        self._checkpoint: dict[str, int] = {}
-        # (worker, day) → (window start, counted up to, logged-in ms): see _logged_in
-        self._logged: dict[tuple[str, date], tuple[int, int, int]] = {}
-        self._origin_snap = ORIGIN
-        self._next_check: dict[str, int] = {}
-        self._versions = (None, None)
-        self.last_tick: TickStats | None = None
-        last = engine.store.get_meta("last_tick_ms")
-        self._resume_from: int | None = int(last) if last else None
-        # the tracker holds every snapshot from here on; earlier periods are read from the journal
-        self.memory_from_ms: int = engine.memory_from_ms
+    """Evaluates agents and stores results; one evaluation at a time per process."""
+
+    def __init__(self, *, store, tracker, journal, schedules, rules, clock, default_tz: str,
+                 interval_ms: int, memory_from_ms: int | None, scheduler_running=lambda: False):
+        self.store = store
+        self.tracker = tracker
+        self.journal = journal
+        self.schedules = schedules
+        self.rules = rules
+        self.clock = clock
+        self.default_tz = default_tz
+        self.interval_ms = interval_ms
+        # the tracker holds every snapshot from here on (None: nothing in memory, read the journal)
+        self.memory_from_ms = memory_from_ms
+        self._scheduler_running = scheduler_running
+        self._lock = threading.Lock()
+        # caches (losing them costs time, never changes a figure)
+        self._evaluated_to: dict[str, int] | None = None  # the database's ``evaluation`` table
+        self._next_check: dict[str, int | None] = {}
+        self._versions: tuple | None = None
         self._last_trim_ms = 0
+        self.last_tick: TickStats | None = None
         self.last_error: str | None = None
 
     # -- inputs -------------------------------------------------------------
-    def _schedule(self):
-        return self.engine.schedules.current
-
-    def _rules(self):
-        return self.engine.rules.current
-
     def agent_info(self, worker_sid: str) -> tuple[str, str | None, ZoneInfo]:
         """(agent key, team, zone) for a worker: roster entry, or the SID and the default zone."""
-        sched = self._schedule()
+        sched = self.schedules.current
         agent = sched.agent(worker_sid) if sched is not None else None
         if agent is None:
-            return worker_sid, None, zone(self.engine.config.timezone)
+            return worker_sid, None, zone(self.default_tz)
         return agent.key, agent.team, sched.tz(agent.key)
 
-    def known_workers(self) -> set[str]:
-        workers = set(self.engine.tracker.workers())
-        sched = self._schedule()
-        if sched is not None:
-            workers.update(a.worker_sid for a in sched.agents.values())
-        return workers
-
     def segments(self, agent_key: str, start_ms: int, end_ms: int):
-        sched = self._schedule()
+        sched = self.schedules.current
         if sched is None or sched.agent(agent_key) is None:
             return []
         return sched.segments(agent_key, start_ms, end_ms)
 
+    def _roster_workers(self) -> set[str]:
+        sched = self.schedules.current
+        return {a.worker_sid for a in sched.agents.values()} if sched is not None else set()
+
+    def _reader(self, worker_sid: str, from_journal: bool):
+        conn = self.store.reader
+        mem = self.memory_from_ms
+        tracker = self.tracker
+
+        def read(lo: int, hi: int):
+            if from_journal or tracker is None or mem is None or lo < mem:
+                return journal_timeline(conn, worker_sid, lo, hi)
+            return tracker.timeline(worker_sid, lo, hi)
+
+        return read
+
+    def _monitoring_from(self) -> int | None:
+        value = self.store.get_meta("observed_from")
+        return int(value) if value is not None else None
+
+    def _floor(self) -> int | None:
+        value = self.store.get_meta("purged_before")
+        return int(value) if value is not None else None
+
     # -- the unit of work ---------------------------------------------------
-    def evaluate_worker(self, conn, writer: ExceptionWriter, worker_sid: str, start_ms: int, now_ms: int,
-                        *, from_journal: bool = False, store_until: int | None = None,
-                        day_range: tuple[date, date] | None = None) -> tuple[int, int | None]:
-        """Evaluate one agent over [start, now], store exceptions and the touched days.
-
-        Returns (days written, next instant this agent must be looked at again).
-        """
-        rules = self._rules()
+    def evaluate(self, worker_sid: str, start_ms: int, now_ms: int, monitoring_from: int | None, *,
+                 from_journal: bool = False, day_range: tuple[date, date] | None = None,
+                 store_until: int | None = None) -> Evaluation:
+        """Compute one agent's results (no lock held, nothing written)."""
         key, team, tz = self.agent_info(worker_sid)
-        # One millisecond earlier: an exception that *ends* exactly where the
-        # change is (a late record closing it) is re-derived and replaced too.
-        changed_from = start_ms  # nothing in the timeline before this instant changed since the last evaluation
-        start_ms -= 1
-        origin = self.engine.journal.observed_from
-        segs = self.segments(key, start_ms - LOOKBACK_MS - 2 * DAY_MS, now_ms + 2 * DAY_MS)
+        lo = min(start_ms, now_ms) - 3 * DAY_MS
+        segs = self.segments(key, lo, now_ms + 2 * DAY_MS)
+        ev = evaluate_worker(self._reader(worker_sid, from_journal), worker_sid, segs, self.rules.current, team,
+                             tz, monitoring_from, start_ms, now_ms, day_range=day_range,
+                             store_until=store_until, floor_ms=self._floor())
+        if ev.occurrences and ev.occurrences[0].start < lo + DAY_MS:
+            # an exception that began long ago: its day is read from the segments around its start
+            ev = replace(ev, segments=self.segments(key, ev.occurrences[0].start - 2 * DAY_MS, now_ms + 2 * DAY_MS))
+        return ev
 
-        # the days whose window intersects [start, now]: their figures are rewritten
-        days = []
-        if origin is not None:  # nothing observed yet: no day has figures
-            # scheduled time before monitoring began is not counted: nobody knows what happened
-            fig_segs = [s if s.start >= origin else s._replace(start=origin) for s in segs if s.end > origin]
-            d = local_date(max(start_ms, 0), tz) - timedelta(days=1)
-            last = local_date(now_ms, tz)
-            if day_range is not None:
-                d, last = max(d, day_range[0]), min(last, day_range[1])
-            one = timedelta(days=1)
-            while d <= last:
-                before, after = d - one, d + one
-                around = [s for s in fig_segs if before <= s.day <= after]
-                w0, w1 = day_window(d, tz, around)
-                if w1 > origin and w1 >= start_ms and w0 <= now_ms:
-                    days.append((d, around, w0, w1))
+    def _store(self, conn, writer: ExceptionWriter, ev: Evaluation, now_ms: int, rules_ver: str) -> int:
+        """Write one agent's evaluation (inside the caller's transaction). Returns days written."""
+        key, team, tz = self.agent_info(ev.worker_sid)
+        writer.replace(conn, ev.worker_sid, key, team, tz, ev.segments, ev.occurrences, ev.replace_from,
+                       ev.store_until)
+        for d in ev.days:
+            w0, w1 = d.window
+            intervals = writer.intervals(conn, ev.worker_sid, w0, w1)
+            figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms)
+            save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version)
+        return len(ev.days)
+
+    def _write(self, evaluations: list[Evaluation], now_ms: int, stats: TickStats, *, record: bool,
+               meta: dict | None = None) -> None:
+        rules_ver = rules_version(self.rules.current)
+        t0 = time.perf_counter()
+        with self.store.write() as conn:
+            writer = ExceptionWriter(now_ms)
+            for ev in evaluations:
+                stats.days_written += self._store(conn, writer, ev, now_ms, rules_ver)
+            if record:
+                conn.executemany(
+                    "INSERT INTO evaluation (worker_sid, evaluated_to_ms) VALUES (?, ?) ON CONFLICT(worker_sid) "
+                    "DO UPDATE SET evaluated_to_ms = excluded.evaluated_to_ms",
+                    [(ev.worker_sid, now_ms) for ev in evaluations])
+            for k, v in (meta or {}).items():
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, str(v)))
+            stats.exceptions_written += writer.written
+        stats.longest_write_s = max(stats.longest_write_s, time.perf_counter() - t0)
+
+    def _load_evaluated_to(self) -> dict[str, int]:
+        if self._evaluated_to is None:
+            self._evaluated_to = dict(self.store.reader.execute("SELECT worker_sid, evaluated_to_ms FROM evaluation"))
+        return self._evaluated_to
+
+    def _changes(self) -> tuple[dict[str, int], int]:
+        """Journal rows not yet reflected in stored results: (worker → earliest instant, highest id)."""
+        mark = int(self.store.get_meta(WATERMARK) or 0)
+        changes, high = {}, mark
+        for worker, first, top in self.store.reader.execute(
+                "SELECT worker_sid, MIN(at_ms), MAX(id) FROM journal WHERE id > ? GROUP BY worker_sid", (mark,)):
+            changes[worker] = first
+            high = max(high, top)
+        return changes, high
+
+    def _reload_reach(self, now_ms: int, workers, monitoring_from: int | None) -> dict[str, int]:
+        """After a schedule or rule edit (or at a process's first tick): which agents' days that are not yet
+        final were computed with other inputs, and from where to re-evaluate them."""
+        out: dict[str, int] = {}
+        if monitoring_from is None:
+            return out
+        rules_ver = rules_version(self.rules.current)
+        rules_changed = self.store.get_meta(RESULTS_RULES) not in (None, rules_ver)
+        stored = {}
+        for w, day, ver in self.store.reader.execute(
+                "SELECT worker_sid, day, schedule_version FROM adherence WHERE day >= ?",
+                ((local_date(now_ms, zone("UTC")) - timedelta(days=3)).isoformat(),)):
+            stored[(w, day)] = ver
+        for w in workers:
+            key, _, tz = self.agent_info(w)
+            live = max(live_from_ms(now_ms, tz), monitoring_from)
+            if rules_changed:
+                out[w] = live
+                continue
+            first_day = local_date(live, tz)
+            segs = self.segments(key, live - 2 * DAY_MS, now_ms + 2 * DAY_MS)
+            d = first_day
+            while d <= local_date(now_ms, tz):
+                around = [s for s in segs if d - timedelta(days=1) <= s.day <= d + timedelta(days=1)]
+                around = [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
+                          for s in around if s.end > monitoring_from]
+                have = stored.get((w, d.isoformat()))
+                if have is None and not any(s.day == d for s in around):
+                    d += timedelta(days=1)
+                    continue
+                if have != schedule_version(around):
+                    out[w] = max(day_window(d, tz, around)[0], monitoring_from)
+                    break
                 d += timedelta(days=1)
+        return out
 
-        # the timeline must cover the lookback of the evaluation and every day window
-        lo = min([start_ms - LOOKBACK_MS] + [w0 for _, _, w0, _ in days])
-        if from_journal or lo < self.memory_from_ms:
-            timeline = journal_timeline(conn, worker_sid, lo, now_ms)
-        else:
-            timeline = self.engine.tracker.timeline(worker_sid, lo, now_ms)
-        # timelines are in time order: drop what precedes the origin with one bisect and a slice,
-        # and tell the evaluator it need not check the order again
-        if origin is not None and origin <= now_ms:
-            first = bisect_left(timeline, origin, key=_AT)
-            if self._origin_snap.at != origin:
-                self._origin_snap = ORIGIN._replace(at=origin)
-            sorted_tl = SortedTimeline((self._origin_snap,))
-            sorted_tl += timeline if first == 0 else timeline[first:]
-            timeline = sorted_tl
-        else:
-            timeline = SortedTimeline(timeline)
+    def stale_days(self, first: date | None = None, last: date | None = None) -> set[tuple[str, str]]:
+        """Stored (worker, day) rows computed with other rules or other segments than the files now in force."""
+        rules_ver = rules_version(self.rules.current)
+        monitoring_from = self._monitoring_from()
+        sql = "SELECT worker_sid, day, rules_version, schedule_version FROM adherence"
+        args: list = []
+        if first is not None:
+            sql += " WHERE day >= ? AND day <= ?"
+            args = [first.isoformat(), (last or first).isoformat()]
+        by_worker: dict[str, list] = {}
+        for w, day, rv, sv in self.store.reader.execute(sql + " ORDER BY worker_sid, day", args):
+            by_worker.setdefault(w, []).append((date.fromisoformat(day), rv, sv))
+        out = set()
+        one = timedelta(days=1)
+        for w, rows in by_worker.items():
+            key, _, tz = self.agent_info(w)
+            segs = self.segments(key, local_midnight_ms(rows[0][0] - 2 * one, tz),
+                                 local_midnight_ms(rows[-1][0] + 3 * one, tz))
+            if monitoring_from is not None:
+                segs = [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
+                        for s in segs if s.end > monitoring_from]
+            for d, rv, sv in rows:
+                if rv != rules_ver or sv != schedule_version([s for s in segs if d - one <= s.day <= d + one]):
+                    out.add((w, d.isoformat()))
+        return out
 
-        result = evaluate_agent(timeline, segs, rules, team, start_ms, now_ms)
-        occurrences = result.occurrences
-        if store_until is not None:
-            occurrences = [o for o in occurrences if o.start <= store_until]
-        writer.replace(conn, worker_sid, key, team, tz, segs, occurrences, start_ms, store_until)
-
-        next_check = result.next_check_ms
-        if any(o.end is None for o in occurrences):
-            # an open exception grows every second: its day's figures are refreshed every minute
-            due = now_ms + OPEN_REFRESH_MS
-            next_check = due if next_check is None else min(next_check, due)
-        for d, around, w0, w1 in days:
-            intervals = writer.intervals(conn, worker_sid, w0, w1)
-            logged = self._logged_in(worker_sid, d, w0, min(w1, now_ms), changed_from, timeline, from_journal)
-            save_day(conn, worker_sid, key, team, day_figures(d, tz, around, intervals, timeline, now_ms, logged),
-                     now_ms)
-            if w1 > now_ms:
-                next_check = w1 if next_check is None else min(next_check, w1)
-                if w0 <= now_ms and any(s.day == d for s in around):
-                    # logged-in and scheduled time still growing: refresh every MAX_STALENESS_MS, each
-                    # agent at its own phase so 10,000 agents don't all come due in the same tick
-                    phase = zlib.crc32(worker_sid.encode()) % MAX_STALENESS_MS
-                    stale = now_ms + MAX_STALENESS_MS - (now_ms - phase) % MAX_STALENESS_MS
-                    next_check = min(next_check, stale)
-        return len(days), next_check
-
-    def _logged_in(self, worker_sid: str, day: date, w0: int, upto: int, changed_from: int, timeline,
-                   from_journal: bool) -> int:
-        """Logged-in ms of the day window [w0, upto): what was counted up to the last evaluation, plus since.
-
-        The count over [w0, t) depends only on snapshots before t, so it is reused while nothing before t
-        changed (every change marks the agent dirty from its instant, which is where ``changed_from``
-        comes from). A recompute counts from scratch.
-        """
-        if from_journal:
-            return logged_in_ms(timeline, w0, upto)
-        k = (worker_sid, day)
-        memo = self._logged.get(k)
-        if memo is not None and memo[0] == w0 and memo[1] <= changed_from and memo[1] <= upto:
-            total = memo[2] + logged_in_ms(timeline, memo[1], upto)
-        else:
-            total = logged_in_ms(timeline, w0, upto)
-        self._logged[k] = (w0, upto, total)
-        return total
-
-    def _initial_start(self, worker_sid: str, now_ms: int) -> int:
-        """Where an agent's first evaluation in this process starts.
-
-        Yesterday's local midnight (an overnight shift may still run), or
-        earlier when the service was down: from the last tick stored before
-        the stop (at most ``MAX_CATCH_UP_DAYS`` back), so no day is skipped.
-        """
-        _, _, tz = self.agent_info(worker_sid)
-        start = local_midnight_ms(local_date(now_ms, tz) - timedelta(days=1), tz)
-        if self._resume_from is not None:
-            start = min(start, max(self._resume_from, now_ms - MAX_CATCH_UP_DAYS * DAY_MS))
-        return start
+    def mark_stale(self) -> int:
+        """Record in each stored day whether it still matches the files in force (read by the API, CSV,
+        board and ``report``; ``recompute --stale`` brings the stale ones up to date)."""
+        stale = self.stale_days()
+        with self.store.write() as conn:
+            conn.execute("UPDATE adherence SET stale = 0 WHERE stale = 1")
+        pairs = sorted(stale)
+        for i in range(0, len(pairs), 500):
+            with self.store.write() as conn:
+                conn.executemany("UPDATE adherence SET stale = 1 WHERE worker_sid = ? AND day = ?", pairs[i:i + 500])
+        if stale:
+            log.warning("%d stored agent-day(s) were computed with other schedules or rules than the files now "
+                        "in force; 'adherence recompute --stale' brings them up to date", len(stale),
+                        extra={"event": "stale_days"})
+        return len(stale)
 
     # -- the tick -----------------------------------------------------------
     def tick(self, now_ms: int | None = None) -> TickStats:
+        """Bring stored results up to ``now`` (default: the clock) for every agent whose inputs changed."""
         with self._lock:
             t0 = time.perf_counter()
-            now = self.engine.clock.now_ms() if now_ms is None else now_ms
+            now = self.clock.now_ms() if now_ms is None else now_ms
             stats = TickStats(now)
-            if self.engine.schedules.check():
+            if self.schedules.check():
                 stats.reloaded.append("schedules")
-            if self.engine.rules.check():
+            if self.rules.check():
                 stats.reloaded.append("rules")
-            if self._rules() is None:
-                raise RuntimeError("no valid rules loaded: " + "; ".join(self.engine.rules.errors))
-            versions = (self.engine.schedules.version, self.engine.rules.version)
+            if self.rules.current is None:
+                raise RuntimeError("no valid rules loaded: " + "; ".join(self.rules.errors))
+            changes, high = self._changes()
+            if self.journal is not None and self.tracker is not None:
+                self.journal.catch_up()  # rows other processes wrote, up to at least ``high``, into memory
+            monitoring_from = self._monitoring_from()
+            evaluated_to = self._load_evaluated_to()
+            workers = self._roster_workers() | set(evaluated_to) | set(changes)
+            reevaluate: dict[str, int] = {}
+            stored_origin = self.store.get_meta(RESULTS_ORIGIN)
+            if monitoring_from is not None and stored_origin is not None and int(stored_origin) != monitoring_from:
+                # a record older than every other moved monitoring start: every timeline changed from there
+                reevaluate = {w: min(monitoring_from, int(stored_origin)) for w in workers}
+            versions = (self.schedules.version, self.rules.version)
             if versions != self._versions:
-                # new schedules or rules: re-evaluate everyone from yesterday on
-                self._checkpoint.clear()
-                self._logged.clear()
-                self._next_check.clear()
+                for w, at in self._reload_reach(now, workers, monitoring_from).items():
+                    reevaluate[w] = min(at, reevaluate.get(w, at))
                 self._versions = versions
-            self.engine.journal.catch_up()  # records a replay wrote while we run
-            dirty = self.engine.tracker.drain_dirty()
-            work: dict[str, int] = {}
-            for w in self.known_workers():
-                cp = self._checkpoint.get(w)
-                if cp is None:
-                    work[w] = self._initial_start(w, now)
-                elif w in dirty:
-                    work[w] = min(cp, dirty[w])
-                elif self._next_check.get(w, now + 1) <= now:
-                    work[w] = cp
-            for w, at in dirty.items():  # records newer than the checkpoint-less start still count
-                if w in work:
-                    work[w] = min(work[w], at)
-            store = self.engine.store
+            work = plan_work(now, workers, evaluated_to, changes, self._next_check, monitoring_from, reevaluate)
+            meta = {WATERMARK: high, LAST_TICK: now, RESULTS_RULES: rules_version(self.rules.current)}
+            if monitoring_from is not None:
+                meta[RESULTS_ORIGIN] = monitoring_from
             items = sorted(work.items())
-            for i in range(0, len(items), CHUNK):
-                with store.write() as conn:
-                    writer = ExceptionWriter(now)
-                    for w, start in items[i : i + CHUNK]:
-                        start = min(start, now)
-                        days, nxt = self.evaluate_worker(conn, writer, w, start, now)
-                        stats.days_written += days
-                        self._checkpoint[w] = now
-                        if nxt is None:
-                            self._next_check.pop(w, None)
-                        else:
-                            self._next_check[w] = nxt
-                    stats.exceptions_written += writer.written
+            for i in range(0, len(items), WRITE_CHUNK_AGENTS):
+                chunk = [self.evaluate(w, start, now, monitoring_from) for w, start in items[i:i + WRITE_CHUNK_AGENTS]]
+                last = i + WRITE_CHUNK_AGENTS >= len(items)
+                self._write(chunk, now, stats, record=True, meta=meta if last else None)
+                for ev in chunk:
+                    evaluated_to[ev.worker_sid] = now
+                    self._next_check[ev.worker_sid] = ev.next_check_ms
+            if not items:
+                self._write([], now, stats, record=False, meta=meta)
             stats.agents = len(items)
-            if now - self._last_trim_ms > 3_600_000:
-                from .engine import MEMORY_HORIZON_MS
-
-                horizon = now - MEMORY_HORIZON_MS
-                if horizon > self.memory_from_ms:
-                    self.engine.tracker.trim(horizon)
-                    self.memory_from_ms = horizon
-                self._logged = {k: v for k, v in self._logged.items() if v[1] > now - 2 * DAY_MS}
-                self._last_trim_ms = now
+            if stats.reloaded or self.last_tick is None:
+                self.mark_stale()  # older days keep what they were computed with, and say so
+            self._trim(now)
             stats.duration_s = time.perf_counter() - t0
             self.last_tick = stats
             self.last_error = None
             METRICS.inc("adherence_ticks_total")
             METRICS.set("adherence_tick_duration_seconds", stats.duration_s)
             METRICS.set("adherence_tick_agents", stats.agents)
-            store.set_meta("last_tick_ms", str(now))
             return stats
 
+    def _trim(self, now: int) -> None:
+        if self.tracker is None or self.memory_from_ms is None or now - self._last_trim_ms <= 3_600_000:
+            return
+        horizon = now - MEMORY_HORIZON_MS
+        if horizon > self.memory_from_ms:
+            self.tracker.trim(horizon)
+            self.memory_from_ms = horizon
+        self._last_trim_ms = now
+
     # -- recompute ----------------------------------------------------------
-    def recompute(self, first: date, last: date, now_ms: int | None = None, workers: set[str] | None = None) -> TickStats:
-        """Rebuild exceptions and adherence of days [first, last] from the journal."""
+    def recompute(self, first: date, last: date, now_ms: int | None = None, workers: set[str] | None = None,
+                  pairs: set[tuple[str, str]] | None = None) -> TickStats:
+        """Rebuild exceptions and adherence of days [first, last] from the journal.
+
+        ``pairs`` restricts it to those (worker, day) rows (``recompute --stale``).
+        """
         with self._lock:
             t0 = time.perf_counter()
-            now = self.engine.clock.now_ms() if now_ms is None else now_ms
+            now = self.clock.now_ms() if now_ms is None else now_ms
             stats = TickStats(now)
-            self.engine.schedules.check()
-            self.engine.rules.check()
-            if self._rules() is None:
-                raise RuntimeError("no valid rules loaded: " + "; ".join(self.engine.rules.errors))
-            from .retention import check_recompute
-
-            check_recompute(self.engine, first)  # the journal must still hold the days asked for
-            targets = workers or (self.known_workers() | set(journal_workers(self.engine.store.reader)))
-            store = self.engine.store
-            items = sorted(targets)
-            for i in range(0, len(items), CHUNK):
-                with store.write() as conn:
-                    writer = ExceptionWriter(now)
-                    for w in items[i : i + CHUNK]:
-                        _, _, tz = self.agent_info(w)
-                        key = self.agent_info(w)[0]
-                        segs = self.segments(key, local_midnight_ms(first - timedelta(days=2), tz),
-                                             local_midnight_ms(last + timedelta(days=3), tz))
-                        start = day_window(first, tz, [s for s in segs if first - timedelta(days=1) <= s.day <= first + timedelta(days=1)])[0]
-                        end = day_window(last, tz, [s for s in segs if last - timedelta(days=1) <= s.day <= last + timedelta(days=1)])[1]
-                        if start > now:
-                            continue
-                        days, _ = self.evaluate_worker(conn, writer, w, start, now, from_journal=True, store_until=end,
-                                                      day_range=(first, last))
-                        stats.days_written += days
-                        stats.agents += 1
-                    stats.exceptions_written += writer.written
-            # the live checkpoints are still valid: results are the same function of the same inputs
+            self.schedules.check()
+            self.rules.check()
+            if self.rules.current is None:
+                raise RuntimeError("no valid rules loaded: " + "; ".join(self.rules.errors))
+            monitoring_from = self._monitoring_from()
+            if pairs is not None:
+                targets = sorted({w for w, _ in pairs})
+            else:
+                targets = sorted(workers or (self._roster_workers() | set(journal_workers(self.store.reader))))
+            for i in range(0, len(targets), WRITE_CHUNK_AGENTS):
+                chunk = []
+                for w in targets[i:i + WRITE_CHUNK_AGENTS]:
+                    days = sorted(date.fromisoformat(d) for x, d in pairs if x == w) if pairs else [first, last]
+                    for d1, d2 in _runs(days) if pairs else [(first, last)]:
+                        ev = self._recompute_one(w, d1, d2, now, monitoring_from)
+                        if ev is not None:
+                            chunk.append(ev)
+                self._write(chunk, now, stats, record=False)
+                stats.agents += len({ev.worker_sid for ev in chunk})
             stats.duration_s = time.perf_counter() - t0
             return stats
 
-    def refresh_days(self, worker_sid: str, from_ms: int, now_ms: int | None = None) -> None:
-        """Re-evaluate one agent from ``from_ms`` now (after an approval changed its figures)."""
+    def _recompute_one(self, w: str, first: date, last: date, now: int, monitoring_from) -> Evaluation | None:
+        key, _, tz = self.agent_info(w)
+        segs = self.segments(key, local_midnight_ms(first - timedelta(days=2), tz),
+                             local_midnight_ms(last + timedelta(days=3), tz))
+        one = timedelta(days=1)
+        start = day_window(first, tz, [s for s in segs if first - one <= s.day <= first + one])[0]
+        end = day_window(last, tz, [s for s in segs if last - one <= s.day <= last + one])[1]
+        if start > now:
+            return None
+        return self.evaluate(w, start, now, monitoring_from, from_journal=True, day_range=(first, last),
+                             store_until=end)
+
+    def refresh(self, worker_sid: str, from_ms: int, now_ms: int | None = None) -> None:
+        """Re-evaluate one agent from ``from_ms`` now (an approval changed its figures)."""
         with self._lock:
-            now = self.engine.clock.now_ms() if now_ms is None else now_ms
-            if self._rules() is None:
+            now = self.clock.now_ms() if now_ms is None else now_ms
+            if self.rules.current is None:
                 return
-            with self.engine.store.write() as conn:
-                self.evaluate_worker(conn, ExceptionWriter(now), worker_sid, min(from_ms, now), now)
+            ev = self.evaluate(worker_sid, min(from_ms, now), now, self._monitoring_from())
+            self._write([ev], now, TickStats(now), record=False)
+
+    refresh_days = refresh
 
     def status(self) -> dict:
         t = self.last_tick
-        interval = self.engine.config.evaluation_interval_ms
+        interval = self.interval_ms
         out: dict = {"ok": self.last_error is None, "interval_seconds": interval / 1000, "last_error": self.last_error}
         if t is not None:
-            lag = max(0, self.engine.clock.now_ms() - t.at_ms) / 1000
+            lag = max(0, self.clock.now_ms() - t.at_ms) / 1000
             out.update({"last_tick": t.as_dict(), "lag_seconds": round(lag, 3)})
-            if lag > 3 * interval / 1000 + 30 and self.engine.scheduler is not None:
+            if lag > 3 * interval / 1000 + 30 and self._scheduler_running():
                 out["ok"] = False
                 out["last_error"] = out["last_error"] or f"no tick for {lag:.0f}s"
         else:
             out.update({"last_tick": None, "lag_seconds": None})
         return out
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days grouped into [first, last] ranges."""
+    out: list[list[date]] = []
+    for d in days:
+        if out and d - out[-1][1] <= timedelta(days=1):
+            out[-1][1] = max(out[-1][1], d)
+        else:
+            out.append([d, d])
+    return [(a, b) for a, b in out]
 
 
 def journal_workers(conn) -> list[str]:

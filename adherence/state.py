@@ -52,7 +52,6 @@ class Tracker:
         self._lock = threading.RLock()
         self._timelines: dict[str, list[Snapshot]] = {}
         self._current: dict[str, Current] = {}
-        self._dirty: dict[str, int] = {}  # worker → earliest changed instant since last drain
         self.applied = 0
 
     def apply(self, worker_sid: str, snap: Snapshot, channels: tuple = (), received_ms: int = 0) -> bool:
@@ -80,22 +79,7 @@ class Tracker:
             else:
                 cur = self._current[worker_sid]
                 cur.since_ms = _since(tl)
-            prev = self._dirty.get(worker_sid)
-            if prev is None or snap.at < prev:
-                self._dirty[worker_sid] = snap.at
             return is_current
-
-    def drain_dirty(self) -> dict[str, int]:
-        """Agents changed since the last drain, each with the earliest instant affected."""
-        with self._lock:
-            dirty, self._dirty = self._dirty, {}
-            return dirty
-
-    def mark_dirty(self, worker_sid: str, at_ms: int) -> None:
-        with self._lock:
-            prev = self._dirty.get(worker_sid)
-            if prev is None or at_ms < prev:
-                self._dirty[worker_sid] = at_ms
 
     def workers(self) -> list[str]:
         with self._lock:
@@ -172,8 +156,6 @@ class Tracker:
                     cur = self._current.get(worker)
                     if cur:
                         cur.channels = channels
-        with self._lock:
-            self._dirty.clear()
         return n
 
 

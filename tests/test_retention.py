@@ -157,13 +157,14 @@ def test_journal_stays_bounded_on_a_long_run(tmp_path):
 
     def every_6h(at):
         if (at - START) % (6 * 3_600_000) == 0:
+            eng.runner.tick()  # a purge keeps what is not evaluated yet: evaluate first, as the service does
             purge_journal(eng)
             eng.store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if (at - START) % DAY_MS == 0:
                 pages = eng.store.reader.execute("PRAGMA page_count").fetchone()[0]
                 samples.append(((at - START) // DAY_MS, count(eng, "journal"), pages))
 
-    # no evaluation ticks here: only ingestion and purges (results are tested above)
+    # evaluation every 6 hours, then a purge (results are tested above)
     feed_with_purge(eng, sim.events(), every_6h)
     eng.close()
     by_day = {d: (rows, pages) for d, rows, pages in samples}
@@ -204,6 +205,13 @@ def test_purge_cli(tmp_path):
     assert out.exit_code != 0 and "retention.journal_days is not set" in out.output
     out = runner.invoke(cli, ["purge", "--config", cfg, "--days", "0"])
     assert out.exit_code != 0 and "Traceback" not in out.output
+    # nothing is evaluated yet: a purge keeps every row the evaluation has still to read
+    out = runner.invoke(cli, ["purge", "--config", cfg, "--days", "1"])
+    assert out.exit_code == 0, out.output
+    con = sqlite3.connect(tmp_path / "a.db")
+    assert con.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == n0
+    con.close()
+    assert runner.invoke(cli, ["evaluate", "--config", cfg]).exit_code == 0
     # the simulated week is long past by the system clock: everything but each agent's last row goes
     out = runner.invoke(cli, ["purge", "--config", cfg, "--days", "1", "--vacuum"])
     assert out.exit_code == 0, out.output
@@ -227,9 +235,12 @@ def test_purge_after_a_stop_keeps_what_the_catch_up_will_read(tmp_path):
     """The service stopped 6 days ago: its restart evaluates from then, so a purge now keeps those days."""
     make_center(tmp_path, agents=1, days=1)
     eng = open_engine(tmp_path, START + 10 * DAY_MS)
-    eng.store.set_meta("last_tick_ms", str(START + 4 * DAY_MS))
+    with eng.store.write() as conn:  # the service stopped after evaluating up to day 4
+        conn.execute("INSERT INTO evaluation VALUES ('WK1', ?)", (START + 4 * DAY_MS,))
     stats = purge_journal(eng, 1)
     assert stats.horizon_ms <= START + 4 * DAY_MS - 2 * DAY_MS
-    eng.store.set_meta("last_tick_ms", str(START + 10 * DAY_MS - 60_000))  # running: the usual floor
-    assert purge_journal(eng, 1).horizon_ms == parse_instant_ms("2026-11-23T05:00:00Z")
+    with eng.store.write() as conn:  # running: the usual floor
+        conn.execute("UPDATE evaluation SET evaluated_to_ms = ?", (START + 10 * DAY_MS - 60_000,))
+    # three days before the evaluated-to instant (a minute before the usual local-midnight floor)
+    assert purge_journal(eng, 1).horizon_ms == START + 10 * DAY_MS - 60_000 - 3 * DAY_MS
     eng.close()

@@ -302,7 +302,8 @@ def _engine_at(config, at: str | None):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--at") from None
     try:
-        engine = Engine(config, clock, load_state=True)
+        # no live state: the evaluator reads timelines from the journal (results are a function of it)
+        engine = Engine(config, clock, load_state=False)
     except AdherenceError as exc:
         raise fail(exc) from None
     try:
@@ -335,24 +336,33 @@ def evaluate(config, at) -> None:
 
 @cli.command()
 @config_option
-@click.option("--from", "first", required=True, help="First day (YYYY-MM-DD).")
-@click.option("--to", "last", required=True, help="Last day (YYYY-MM-DD).")
+@click.option("--from", "first", help="First day (YYYY-MM-DD).")
+@click.option("--to", "last", help="Last day (YYYY-MM-DD).")
+@click.option("--stale", is_flag=True,
+              help="Only the days computed with other schedules or rules than the files now in force "
+                   "(within --from/--to when given).")
 @click.option("--at", help="Treat this ISO-8601 time as now (default now).")
-def recompute(config, first, last, at) -> None:
+def recompute(config, first, last, stale, at) -> None:
     """Rebuild exceptions and adherence for a range of days from the journal.
 
-    Use it after fixing a schedule or a rule. Exceptions keep their ids and
-    approvals when they still occur.
+    Use it after fixing a schedule or a rule: days not yet final (yesterday
+    and today) follow an edit by themselves, older days are reported stale
+    until recomputed. Exceptions keep their ids and approvals when they
+    still occur.
 
     Example: adherence recompute --from 2026-11-02 --to 2026-11-06
+    (or adherence recompute --stale)
     """
     from ..timeutil import parse_date
 
+    if not stale and not (first and last):
+        raise click.UsageError("give --from and --to, or --stale")
     try:
-        d1, d2 = parse_date(first), parse_date(last)
+        d1 = parse_date(first) if first else None
+        d2 = parse_date(last) if last else d1
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if d1 > d2:
+    if d1 and d2 and d1 > d2:
         raise click.BadParameter(f"--from {d1} is after --to {d2}")
     engine = _engine_at(config, at)
     try:
@@ -360,13 +370,22 @@ def recompute(config, first, last, at) -> None:
             raise click.ClickException("cannot recompute: " + "; ".join(engine.rules.errors + engine.schedules.errors))
         from ..retention import check_recompute
 
+        pairs = None
+        if stale:
+            pairs = engine.runner.stale_days(d1, d2)
+            if not pairs:
+                click.echo("no stale days: every stored day matches the schedules and rules in force")
+                return
+            days = sorted({d for _, d in pairs})
+            d1, d2 = parse_date(days[0]), parse_date(days[-1])
         try:
             check_recompute(engine, d1)
         except AdherenceError as exc:
             raise fail(exc) from None
-        stats = engine.runner.recompute(d1, d2)
+        stats = engine.runner.recompute(d1, d2, pairs=pairs)
     finally:
         engine.close()
     d = stats.as_dict()
-    click.echo(f"recomputed {d1}..{d2} for {d['agents']} agent(s) in {d['duration_ms']} ms: "
+    what = f"{len(pairs)} stale agent-day(s) between {d1} and {d2}" if pairs else f"{d1}..{d2}"
+    click.echo(f"recomputed {what} for {d['agents']} agent(s) in {d['duration_ms']} ms: "
                f"{d['exceptions_written']} exception change(s), {d['days_written']} agent-day(s) written")
