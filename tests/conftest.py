@@ -20,6 +20,8 @@ if os.environ.get("CI"):
 from adherence.clock import FixedClock
 from adherence.config import load_config
 from adherence.engine import Engine
+from adherence.queries import Filters, adherence, exceptions
+from adherence.timeutil import iso
 from adherence.web import create_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,3 +82,51 @@ def app(engine):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+class Center:
+    """A test harness: an engine on a fixed clock, fed through the real webhook, ticked by hand.
+
+    ``db`` names another database file beside the config (a second process on the same folder);
+    other keyword arguments override config keys.
+    """
+
+    def __init__(self, folder, start: int, db: str | None = None, **overrides):
+        if db is not None:
+            overrides["database"] = db
+        self.clock = FixedClock(start)
+        self.folder = folder
+        self.engine = Engine(load_config(folder / "config.yaml", overrides=overrides or None), self.clock)
+        self.app = create_app(engine=self.engine)
+        self.client = self.app.test_client()
+        self.n = 0
+
+    def send(self, worker: str, at: int, activity: str, task: str = "none", headers: dict | None = None):
+        """Deliver a record; the clock moves to its time if it is ahead (records don't come from the future)."""
+        if at > self.clock.now_ms():
+            self.clock.set(at)
+        self.n += 1
+        channels = None
+        if task != "none":
+            status = {"active": "accepted", "wrapping": "wrapping", "reserved": "created"}[task]
+            channels = [{"task_channel_name": "voice", "available": True, "available_capacity": 0, "capacity": 1,
+                         "reservations": [{"sid": "WR1", "status": status}]}]
+        env = {"product": "Flex", "object": "WFMWorkerChange", "version": 1, "records": [{
+            "worker": {"sid": worker, "activity_name": activity}, "channels": channels,
+            "last_processed_event_sid": f"EV{self.n:032d}", "date_last_processed_event": iso(at)}]}
+        resp = self.client.post("/webhooks/rta", json=env, headers=headers or {})
+        assert resp.status_code == 200, resp.get_json()
+
+    def tick(self, at: int):
+        self.clock.set(at)
+        return self.engine.runner.tick()
+
+    def exceptions(self, **filters):
+        filters.setdefault("agent", "ann")
+        rows, _ = exceptions(self.engine, Filters.parse(filters, allowed=filters.keys()))
+        return sorted(rows, key=lambda r: (r["start"], r["rule"]))
+
+    def day(self, worker: str, d: str) -> dict:
+        rows, _ = adherence(self.engine, Filters.parse({"date": d, "agent": worker}, allowed=["date", "agent"]))
+        assert len(rows) == 1
+        return rows[0]

@@ -14,15 +14,11 @@ import time
 
 import pytest
 
-from adherence.clock import FixedClock
-from adherence.config import load_config
-from adherence.engine import Engine
 from adherence.queries import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS
 from adherence.timeutil import iso, parse_instant_ms
-from adherence.web import create_app
 from adherence.web.api import SESSION_COOKIE, session_valid, session_value
 
-from conftest import REPO
+from conftest import REPO, Center
 
 ANN = "WK" + "a" * 32
 BOB = "WK" + "b" * 32
@@ -50,36 +46,6 @@ DAY = "2026-11-24"
 def T(local: str) -> int:
     """'09:40' on 2026-11-24, New York time (EST, UTC-5) → epoch ms."""
     return parse_instant_ms(f"{DAY}T{local}:00-05:00")
-
-
-class Center:
-    """An engine on a fixed clock, fed through the real webhook."""
-
-    def __init__(self, folder, start: int, **overrides):
-        self.clock = FixedClock(start)
-        self.engine = Engine(load_config(folder / "config.yaml", overrides=overrides or None), self.clock)
-        self.app = create_app(engine=self.engine)
-        self.client = self.app.test_client()
-        self.n = 0
-
-    def send(self, worker: str, at: int, activity: str, task: str = "none", headers: dict | None = None):
-        if at > self.clock.now_ms():  # records don't come from the future: time moves with the feed
-            self.clock.set(at)
-        self.n += 1
-        channels = None
-        if task != "none":
-            status = {"active": "accepted", "wrapping": "wrapping", "reserved": "created"}[task]
-            channels = [{"task_channel_name": "voice", "available": True, "available_capacity": 0, "capacity": 1,
-                         "reservations": [{"sid": "WR1", "status": status}]}]
-        env = {"product": "Flex", "object": "WFMWorkerChange", "version": 1, "records": [{
-            "worker": {"sid": worker, "activity_name": activity}, "channels": channels,
-            "last_processed_event_sid": f"EV{self.n:032d}", "date_last_processed_event": iso(at)}]}
-        resp = self.client.post("/webhooks/rta", json=env, headers=headers or {})
-        assert resp.status_code == 200, resp.get_json()
-
-    def tick(self, at: int):
-        self.clock.set(at)
-        return self.engine.runner.tick()
 
 
 def make_folder(tmp_path, api_token: str | None = None):

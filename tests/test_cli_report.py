@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from adherence.cli import cli
 from adherence.queries import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS
 
-from test_loop import ANN, Center, T, mini  # noqa: F401  (fixture)
+from conftest import Center
+from test_loop import ANN, T, mini  # noqa: F401  (fixture)
 
 
 def feed_day(folder):

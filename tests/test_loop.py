@@ -11,14 +11,10 @@ from datetime import date
 
 import pytest
 
-from adherence.clock import FixedClock
-from adherence.config import load_config
-from adherence.engine import Engine
-from adherence.queries import Filters, adherence, exceptions, set_approval
+from adherence.queries import Filters, adherence, set_approval
 from adherence.timeutil import iso, parse_instant_ms
-from adherence.web import create_app
 
-from conftest import REPO
+from conftest import REPO, Center
 
 ANN = "WK" + "a" * 32
 NATE = "WK" + "b" * 32
@@ -54,46 +50,6 @@ def mini(tmp_path):
     (tmp_path / "config.yaml").write_text(
         "database: a.db\ntimezone: America/New_York\nschedules: schedules\nrules: rules\n")
     return tmp_path
-
-
-class Center:
-    """A test harness: an engine on a fixed clock, fed through the real webhook."""
-
-    def __init__(self, folder, start: int, db: str = "a.db"):
-        self.clock = FixedClock(start)
-        self.folder = folder
-        self.engine = Engine(load_config(folder / "config.yaml", overrides={"database": db}), self.clock)
-        self.client = create_app(engine=self.engine).test_client()
-        self.n = 0
-
-    def send(self, worker: str, at: int, activity: str, task: str = "none"):
-        """Deliver a record; the clock moves to its time if it is ahead (records don't come from the future)."""
-        if at > self.clock.now_ms():
-            self.clock.set(at)
-        self.n += 1
-        channels = None
-        if task != "none":
-            status = {"active": "accepted", "wrapping": "wrapping", "reserved": "created"}[task]
-            channels = [{"task_channel_name": "voice", "reservations": [{"sid": "WR1", "status": status}]}]
-        env = {"product": "Flex", "object": "WFMWorkerChange", "version": 1, "records": [{
-            "worker": {"sid": worker, "activity_name": activity}, "channels": channels,
-            "last_processed_event_sid": f"EV{self.n:032d}", "date_last_processed_event": iso(at)}]}
-        resp = self.client.post("/webhooks/rta", json=env)
-        assert resp.status_code == 200
-
-    def tick(self, at: int):
-        self.clock.set(at)
-        return self.engine.runner.tick()
-
-    def exceptions(self, **filters):
-        filters.setdefault("agent", "ann")
-        rows, _ = exceptions(self.engine, Filters.parse(filters, allowed=filters.keys()))
-        return sorted(rows, key=lambda r: (r["start"], r["rule"]))
-
-    def day(self, worker: str, d: str) -> dict:
-        rows, _ = adherence(self.engine, Filters.parse({"date": d, "agent": worker}, allowed=["date", "agent"]))
-        assert len(rows) == 1
-        return rows[0]
 
 
 def test_offline_four_minutes_is_grace(mini):

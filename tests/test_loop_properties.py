@@ -17,7 +17,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_loop import ANN, Center, T
+from conftest import Center
+from test_loop import ANN, T
 
 ACTIVITIES = ["Available", "Offline", "Break", "Unavailable", "Lunch"]
 TASKS = ["none", "active", "wrapping", "reserved"]
