@@ -341,12 +341,17 @@ class Journal:
                 self.tracker.apply(worker, snap, chans, received_ms)
 
     def _derive(self, conn, worker: str, new: list, received_ms: int, counts: Counts, applied: list) -> None:
-        """Journal ``new`` events of one worker and every snapshot of it they change."""
+        """Journal ``new`` events of one worker and every snapshot of it they change.
+
+        The fold runs from the state before the earliest new event over the worker's later rows,
+        instant by instant, and stops at the first instant past the new events where it meets the
+        state already journaled there: from then on nothing differs. A late event costs in
+        proportion to what it changes, not to the rest of the day.
+        """
         new.sort(key=lambda e: e.order)
         t0 = new[0].at_ms
         cached = self._ev_last.get(worker)
-        old: list = []
-        effective: dict[int, dict] = {}  # instant → the state its last row holds
+        rows = None
         if cached is not None and t0 > cached[0]:
             state = cached[1]  # in order: nothing known at or after t0
         else:
@@ -355,49 +360,74 @@ class Journal:
                 (worker, t0),
             ).fetchone()
             state = json.loads(row[0])["state"] if row else tr.initial_state()
-            for at, flagged, event_sid, record in conn.execute(
+            # fetched in pages, never iterated while this connection inserts (a live scan could meet them)
+            rows = conn.execute(
                 "SELECT at_ms, flagged, event_sid, record FROM journal WHERE worker_sid = ? AND at_ms >= ? ORDER BY at_ms, id",
                 (worker, t0),
-            ):
-                rec = json.loads(record)
-                effective[at] = rec["state"]
-                if event_sid is not None:
-                    old.append(tr.from_stored(rec["source"], rec["event"], at, bool(flagged)))
-        is_new = {id(e) for e in new}
-        events = sorted(old + new, key=lambda e: e.order)
-        i, n = 0, len(events)
-        while i < n:
-            at = events[i].at_ms
-            j = i
-            while j < n and events[j].at_ms == at:
-                state = tr.apply(state, events[j])
-                j += 1
-            fresh = [e for e in events[i:j] if id(e) in is_new]
-            if fresh or effective.get(at) != state:
-                activity, task, chans = tr.snapshot_of(state)
-                summary = _channel_summary(chans)
-                flagged = any(e.flagged for e in events[i:j])
-                for ev in fresh or [None]:
-                    record = _encode({
-                        "source": ev.source if ev else "derived",
-                        "event": ev.raw if ev else None,
-                        "after": None if ev else new[0].key,
-                        "state": state,
-                        "worker": {"sid": worker, "activity_name": state["activity"], "activity_sid": state["activity_sid"]},
-                        "channels": chans,
-                    })
-                    cur = conn.execute(_INSERT, (ev.key if ev else None, worker, at, received_ms, int(flagged),
-                                                 activity, task, record))
-                    c = Counts()
-                    self._stored(cur, c)
-                    if ev is None:
-                        counts.corrected += 1
-                    else:
-                        counts.accepted += 1
-                    applied.append((worker, Snapshot(at, activity, task, flagged), summary))
-            i = j
-        self._ev_last[worker] = (events[-1].at_ms, state)
+            )
+        buffered: list = []
 
+        def next_row():
+            if not buffered and rows is not None:
+                buffered.extend(reversed(rows.fetchmany(200)))
+            return buffered.pop() if buffered else None
+
+        writes: list = []
+        pending = next_row()
+        k, n = 0, len(new)
+        last_at = t0
+        converged = False
+        while k < n or pending is not None:
+            at = min(new[k].at_ms if k < n else pending[0], pending[0] if pending is not None else new[k].at_ms)
+            known = None  # the state the journal holds at this instant (its last row's)
+            group = []
+            while pending is not None and pending[0] == at:
+                rec = json.loads(pending[3])
+                known = rec["state"]
+                if pending[2] is not None:
+                    group.append(tr.from_stored(rec["source"], rec["event"], at, bool(pending[1])))
+                pending = next_row()
+            fresh = []
+            while k < n and new[k].at_ms == at:
+                fresh.append(new[k])
+                k += 1
+            group.extend(fresh)
+            group.sort(key=lambda e: e.order)
+            for ev in group:
+                state = tr.apply(state, ev)
+            if fresh or known != state:
+                writes.append((at, fresh, state, any(e.flagged for e in group)))
+            last_at = at
+            if k >= n and known is not None and known == state:
+                converged = True
+                break
+        if rows is not None:
+            rows.close()
+        for at, fresh, st, flagged in writes:
+            activity, task, chans = tr.snapshot_of(st)
+            summary = _channel_summary(chans)
+            worker_view = {"sid": worker, "activity_name": st["activity"], "activity_sid": st["activity_sid"]}
+            for ev in fresh or [None]:
+                record = _encode({
+                    "source": ev.source if ev else "derived",
+                    "event": ev.raw if ev else None,
+                    "after": None if ev else new[0].key,
+                    "state": st,
+                    "worker": worker_view,
+                    "channels": chans,
+                })
+                cur = conn.execute(_INSERT, (ev.key if ev else None, worker, at, received_ms, int(flagged),
+                                             activity, task, record))
+                self._stored(cur, Counts())
+                if ev is None:
+                    counts.corrected += 1
+                else:
+                    counts.accepted += 1
+                applied.append((worker, Snapshot(at, activity, task, flagged), summary))
+        if converged:
+            self._ev_last.pop(worker, None)  # the latest state is further on; read it when next needed
+        else:
+            self._ev_last[worker] = (last_at, state)
 
     def catch_up(self) -> int:
         """Apply records other processes wrote to the journal; returns how many.

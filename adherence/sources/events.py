@@ -221,26 +221,20 @@ def apply(state: dict, ev: Event) -> dict:
             res.pop(wr, None)
         else:
             status, tas = step
-            prev = res.get(wr, {})
-            res[wr] = {
-                "status": status,
-                "task_assignment_status": _text(f.get("task_assignment_status")) or tas,
-                "task_sid": _text(f.get("task_sid")) or prev.get("task_sid"),
-                "task_channel": _text(f.get("task_channel_unique_name")) or prev.get("task_channel"),
-                "task_channel_sid": _text(f.get("task_channel_sid")) or prev.get("task_channel_sid"),
-                "task_queue_sid": _text(f.get("task_queue_sid")) or prev.get("task_queue_sid"),
-                "workflow_sid": _text(f.get("workflow_sid")) or prev.get("workflow_sid"),
-            }
+            prev = res.get(wr) or [None, None, None, None]
+            # [status, task assignment status, task SID, channel]: what the task state and the board read
+            res[wr] = [status, _text(f.get("task_assignment_status")) or tas,
+                       _text(f.get("task_sid")) or prev[2], _text(f.get("task_channel_unique_name")) or prev[3]]
         s["res"] = res
     elif ev.type in _TASK:
         task = _text(f.get("task_sid")) or _text(f.get("resource_sid"))
         to = _TASK[ev.type]
         res = {}
         for wr, r in s["res"].items():
-            if r.get("task_sid") != task:
+            if r[2] != task:
                 res[wr] = r
             elif to is not None:
-                res[wr] = {**r, "task_assignment_status": to}
+                res[wr] = [r[0], to, r[2], r[3]]
         s["res"] = res
     elif ev.type in _CAPACITY:
         channel = _text(f.get("task_channel_unique_name"))
@@ -272,24 +266,18 @@ def channels(state: dict) -> list:
     by_name: dict[str, list] = {}
     for wr in sorted(state["res"]):
         r = state["res"][wr]
-        by_name.setdefault(r.get("task_channel") or "unknown", []).append((wr, r))
-    names = sorted(set(by_name) | set(state["caps"]))
+        by_name.setdefault(r[3] or "unknown", []).append((wr, r))
     out = []
-    for name in names:
+    for name in sorted(set(by_name) | set(state["caps"])):
         held = by_name.get(name, [])
         cap = state["caps"].get(name, {})
         out.append({
             "task_channel_name": name,
-            "task_channel_sid": next((r.get("task_channel_sid") for _, r in held if r.get("task_channel_sid")), None),
             "available": _number(cap.get("worker_channel_available")),
             "available_capacity": _number(cap.get("worker_channel_available_capacity")),
             "capacity": _number(cap.get("worker_channel_capacity")),
-            "reservations": [
-                {"sid": wr, "status": r["status"], "task_sid": r.get("task_sid"),
-                 "task_assignment_status": r.get("task_assignment_status"),
-                 "task_queue_sid": r.get("task_queue_sid"), "workflow_sid": r.get("workflow_sid")}
-                for wr, r in held
-            ] or None,
+            "reservations": [{"sid": wr, "status": r[0], "task_assignment_status": r[1], "task_sid": r[2]}
+                             for wr, r in held] or None,
         })
     return out
 
