@@ -50,6 +50,10 @@ class Config:
     time_off: tuple[str, ...] = DEFAULT_TIME_OFF
     retention_journal_days: int | None = None
     log_level: str = "INFO"
+    # the TaskRouter workspace ``adherence backfill`` reads (the auth token is auth.twilio_auth_token)
+    twilio_account_sid: str | None = None
+    twilio_workspace_sid: str | None = None
+    twilio_api_url: str = "https://taskrouter.twilio.com"
 
     @property
     def base_dir(self) -> Path:
@@ -79,6 +83,11 @@ _SCHEMA: dict[str, Any] = {
         "api_token": ("secret", "api_token"),
     },
     "retention": {"journal_days": ("posint", "retention_journal_days")},
+    "twilio": {
+        "account_sid": ("secret", "twilio_account_sid"),
+        "workspace_sid": ("secret", "twilio_workspace_sid"),
+        "api_url": ("url", "twilio_api_url"),
+    },
 }
 
 
