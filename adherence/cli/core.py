@@ -35,24 +35,14 @@ def unauthenticated_surfaces(config) -> list[str]:
     return missing
 
 
-def build_server(config, engine, host: str, port: int, threads: int):
-    """A waitress server around the app (port 0 picks a free port)."""
-    from waitress import create_server
-
+def build_server(config, engine, host: str, port: int, threads: int, limits=None):
+    """A waitress server around the app (port 0 picks a free port), with the limits of
+    ``adherence.web.server.Limits`` against slow clients (see docs/operations.md)."""
     from ..web import create_app
+    from ..web.server import make_server
 
-    app = create_app(engine=engine)
-    return create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        ident="adherence",
-        max_request_body_size=config.max_body_bytes + 1024,
-        channel_timeout=60,
-        connection_limit=1000,
-        clear_untrusted_proxy_headers=True,
-    )
+    return make_server(create_app(engine=engine), host=host, port=port, threads=threads,
+                       max_body_bytes=config.max_body_bytes, limits=limits)
 
 
 def run_server(server, engine) -> None:
