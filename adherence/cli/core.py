@@ -122,18 +122,21 @@ def check(config, check_database) -> None:
     Example: adherence check --config config.yaml --database
     """
     from ..rules import load_rules, rule_warnings
-    from ..schedules import load_schedules
+    from ..schedules import load_folder
 
     problems: list[str] = []
     warnings: list[str] = []
     click.echo(f"config {config.path}: ok")
-    schedule = None
-    try:
-        schedule = load_schedules(config.schedules, config.timezone, config.time_off)
-        warnings += [str(w) for w in schedule.warnings]
-        click.echo(f"schedules {config.schedules}: ok ({len(schedule.agents)} agents)")
-    except AdherenceError as exc:
-        problems += exc.messages
+    loaded = load_folder(config.schedules, config.timezone, config.time_off)
+    schedule = loaded.schedule  # every file that loads, as serve would use them
+    warnings += list(dict.fromkeys(str(w) for w in loaded.warnings))
+    problems += [str(p) for p in loaded.problems]
+    if schedule is not None:
+        broken = loaded.broken
+        click.echo(f"schedules {config.schedules}: " + (f"{len(broken)} file(s) in error" if broken else "ok")
+                   + f" ({len(schedule.agents)} agents)")
+        for st in broken:  # one line per broken file: what stays in force and whom it affects
+            click.echo(f"error: {st.line()}", err=True)
     try:
         ruleset = load_rules(config.rules)
         click.echo(f"rules {config.rules}: ok ({len(ruleset.rules)} rules)")
