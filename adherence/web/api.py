@@ -433,6 +433,9 @@ def agents_now(engine) -> tuple[list[dict], str]:
             "last_record_at": iso(cur.snapshot.at) if cur else None,
             "scheduled_activity": seg.activity if seg else None,
             "scheduled_until": iso(seg.end) if seg else None,
+            # a schedule file of this agent is in error: what is scheduled may be stale or missing
+            "schedule_problem": engine.schedules.agent_problem(key if agent is not None else sid)
+            if hasattr(engine.schedules, "agent_problem") else None,
             "in_adherence": not any(not e["approved"] for e in open_rows),
             "open_exceptions": [
                 {k: e[k] for k in ("id", "rule", "severity", "start", "duration_seconds", "approved",

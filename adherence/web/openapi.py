@@ -166,6 +166,13 @@ SCHEMAS: dict = {
             "last_record_at": NTIME,
             "scheduled_activity": _str(True, description="What the schedule says now; null when unscheduled."),
             "scheduled_until": NTIME,
+            "schedule_problem": {
+                "type": "object", "nullable": True,
+                "description": "Set when a schedule file of this agent is in error: what is scheduled may be "
+                               "stale (its last good version) or missing.",
+                "properties": {"since": NTIME, "files": {"type": "array", "items": {"type": "string"}},
+                               "in_force": {"type": "array", "items": {"type": "string"}}},
+            },
             "in_adherence": {"type": "boolean", "description": "False while a non-approved exception is open."},
             "open_exceptions": {"type": "array", "items": _ref("OpenException"),
                                 "description": "Longest running first."},

@@ -56,6 +56,12 @@
     return busy.map(function (c) { return (c.name || "channel") + ": " + c.task_state; }).join(", ");
   }
 
+  function clockTime(isoText) {
+    var d = new Date(isoText);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return isNaN(d) ? isoText : two(d.getHours()) + ":" + two(d.getMinutes());
+  }
+
   function card(a) {
     var out = !a.in_adherence;
     var exc = a.open_exceptions.slice().sort(function (x, y) { return x.start < y.start ? -1 : 1; });
@@ -72,6 +78,9 @@
         channels ? el("dt", { text: "Channels" }) : null, channels ? el("dd", { text: channels }) : null,
         el("dt", { text: "Scheduled" }),
         el("dd", { class: "scheduled", text: a.scheduled_activity || "Not scheduled" }),
+        a.schedule_problem ? el("dt", { text: "Schedule" }) : null,
+        a.schedule_problem ? el("dd", { class: "schedule-problem", title: (a.schedule_problem.files || []).join("\n"),
+          text: "⚠ schedule file broken" + (a.schedule_problem.since ? " since " + clockTime(a.schedule_problem.since) : "") }) : null,
         el("dt", { text: "In state" }),
         el("dd", { class: "timer", dataset: { since: a.since || "" }, text: Adh.duration(secondsSince(a.since)) }),
         el("dt", { text: "Today" }),
