@@ -114,6 +114,7 @@ class FileStatus:
     since: float | None = None  # when it went into error (kept across reloads while it stays in error)
     agents: set[str] = field(default_factory=set)  # roster keys (or the references written) it affects
     agents_unknown: bool = False  # unreadable and never read before: nobody can tell whose file it is
+    sids: set[str] = field(default_factory=set)  # worker SIDs of ``agents`` where known (the board knows some by SID)
 
     @property
     def ok(self) -> bool:
@@ -447,9 +448,12 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
             st.in_force = (f"last good version, read at {iso(int(u.read_at * 1000))}" if u is not None
                            else "nothing")
             owned = owners.get(Path(f).resolve(), [])
+            st.agents.update(owned)
             for version in (p, u):
                 if version is not None and version.data is not None:
                     st.agents |= b.touched_by(version.data, owned)
+                    if isinstance(version.data, YamlSchedule):
+                        st.sids.update(a.worker_sid for a in version.data.agents)
             st.agents_unknown = not st.agents and (p.data is None)
         elif cross:
             st.in_force = "this version, without the entries in error"
@@ -459,6 +463,8 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
     statuses = {f: b.status[f] for f in order}
     for f, st in b.status.items():  # problems of files outside ``order`` (should not happen; never lose one)
         statuses.setdefault(f, st)
+    for st in statuses.values():
+        st.sids.update(b.agents[k].worker_sid for k in st.agents if k in b.agents)
     problems = [q for st in statuses.values() for q in st.problems]
     schedule = Schedule(b.agents, b.plans, default_tz, b.activities, list(dict.fromkeys(warnings + b.warnings)),
                         order)
@@ -615,7 +621,7 @@ class ScheduleSource:
             if a is not None:
                 keys = {a.key, a.worker_sid}
         hits = [(st.since, st.file, st.in_force) for st in self.result.files.values()
-                if not st.ok and st.agents & keys]
+                if not st.ok and (st.agents & keys or st.sids & keys)]
         hits += [(since, f, "partly (expansion failed)") for f, (since, agents, _) in self._expansion().items()
                  if agents & keys]
         if not hits:
