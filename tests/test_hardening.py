@@ -189,8 +189,10 @@ def test_health_without_the_token_says_only_status_version_and_readiness(workdir
 
 
 def test_login_failures_are_throttled_per_address_with_a_429(board, caplog):
+    from adherence.metrics import METRICS
+
     _, client = board
-    throttle = None
+    throttled_before = METRICS.get("adherence_login_throttled_total")
     for n in range(12):
         resp = client.post("/login", data={"token": f"guess-{n}"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
         if resp.status_code == 429:
@@ -206,6 +208,7 @@ def test_login_failures_are_throttled_per_address_with_a_429(board, caplog):
     assert resp.status_code == 302
     assert any(getattr(r, "event", None) == "login_throttled" and r.remote == "203.0.113.9" for r in caplog.records)
     assert API_TOKEN not in caplog.text
+    assert METRICS.get("adherence_login_throttled_total") - throttled_before == 2
 
 
 def test_login_throttle_forgets_after_the_window_and_stays_bounded():

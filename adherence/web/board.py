@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from ..auth import constant_time_equal
+from ..metrics import METRICS
 from ..timeutil import local_date, parse_date, zone
 from .api import SESSION_COOKIE, authorized, note_auth_failure, session_value
 
@@ -182,6 +183,7 @@ def login():
     wait = throttle.retry_after(address)
     if wait:
         # refused before the token is even compared: a guesser learns nothing more while throttled
+        METRICS.inc("adherence_login_throttled_total")
         log.warning("sign-in throttled: too many failures", extra={
             "event": "login_throttled", "remote": address, "retry_after": wait})
         body, status = _page("login.html", 429, title="Sign in", next=target, login_page=True,
