@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import Problem
 from ..timeutil import parse_date, zone
 from ..yamlfile import short
+from .ical import clip
 from .yamlfmt import DayOffSpec, SegSpec, ShiftSpec, parse_segment
 
 REQUIRED = ("agent", "date", "start", "end", "activity")
@@ -97,7 +98,7 @@ def parse_csv_file(path: Path, time_off: dict[str, str], problems: list[Problem]
         return None
     extra = [h for h in names if h and h not in REQUIRED + OPTIONAL]
     if extra:
-        warnings.append(Problem(f"columns ignored: {short(', '.join(extra))} (read: {', '.join(REQUIRED + OPTIONAL)})",
+        warnings.append(Problem(f"columns ignored: {clip(', '.join(extra), 200)} (read: {', '.join(REQUIRED + OPTIONAL)})",
                                 fname, 1))
     col = {n: i for i, n in enumerate(names)}
     groups: dict[tuple[str, date, int], ShiftSpec] = {}
