@@ -167,3 +167,26 @@ def test_waitress_own_errors_use_the_json_error_shape(signed):
         assert resp.status_code == 413 and resp.json()["status"] == 413
         resp = requests.get(srv.url + "/health", headers={"X-Big": "y" * 70_000}, timeout=30)
         assert resp.status_code == 431 and resp.json()["ok"] is False
+
+
+@pytest.mark.parametrize("query", ["t=a%2Fb", "t=%7E", "t=caf%C3%A9", "t=%41"])
+def test_signatures_over_escaped_queries_hold_through_the_real_server(signed, query):
+    """Through waitress, not the test client: REQUEST_URI and QUERY_STRING as waitress fills them.
+    http.client sends the URL byte for byte (requests would re-quote %7E and %41)."""
+    import http.client
+
+    from test_hardening import twilio_signed
+
+    with Running(signed) as srv:
+        port = int(srv.server.effective_port)
+        body = feed_body()
+        signed_url, sig = twilio_signed(f"http://127.0.0.1:{port}/webhooks/rta?{query}", body)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", signed_url.split(f":{port}", 1)[1], body=body,
+                         headers={"Content-Type": "application/json", "X-Twilio-Signature": sig})
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            resp.read()
+        finally:
+            conn.close()
