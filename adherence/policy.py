@@ -54,6 +54,9 @@ class DayResult:
     window: tuple[int, int]  # [w0, w1): where the day counts logged-in time
     logged_in_ms: int  # logged-in time within the window, up to now
     schedule_version: str
+    # the evaluation covered the whole window (started at or before it): every exception of the day was
+    # re-derived with the rules in force, so the row may carry their versions (else it keeps its own)
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,18 @@ def timeline_from(read: TimelineReader, lo: int, now_ms: int, monitoring_from: i
 
 def _at(s: Snapshot) -> int:
     return s.at
+
+
+def list_reader(timeline: Iterable[Snapshot]) -> TimelineReader:
+    """A reader over a timeline held in a list (``rules test`` cases, tests): the same answers the
+    journal would give for those snapshots (equal instants keep their listed order)."""
+    snaps = sorted(timeline, key=_at)
+
+    def read(lo: int, hi: int) -> list[Snapshot]:
+        first = max(0, bisect_right(snaps, lo, key=_at) - 1)
+        return snaps[first:bisect_right(snaps, hi, key=_at)]
+
+    return read
 
 
 def evaluate_worker(
@@ -193,7 +208,7 @@ def evaluate_worker(
     days = []
     for d, around, w0, w1 in plans:
         days.append(DayResult(d, around, (w0, w1), logged_in_ms(timeline, w0, min(w1, now_ms)),
-                              schedule_version(around)))
+                              schedule_version(around), start < w0))
         if w1 > now_ms:
             next_check = w1 if next_check is None else min(next_check, w1)
             if w0 <= now_ms and any(s.day == d for s in around):

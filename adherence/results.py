@@ -120,9 +120,19 @@ def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | 
         conn.execute("DELETE FROM adherence WHERE worker_sid = ? AND day = ?", (worker_sid, day))
         return
     conn.execute(
-        "INSERT OR REPLACE INTO adherence (worker_sid, day, agent, team, scheduled_ms, in_adherence_ms, "
+        "INSERT INTO adherence (worker_sid, day, agent, team, scheduled_ms, in_adherence_ms, "
         "out_of_adherence_ms, approved_ms, logged_in_ms, adherence_percent, conformance_percent, exceptions, as_of_ms, "
-        "rules_version, schedule_version, stale) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+        "rules_version, schedule_version, stale) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) "
+        "ON CONFLICT (worker_sid, day) DO UPDATE SET agent = excluded.agent, team = excluded.team, "
+        "scheduled_ms = excluded.scheduled_ms, in_adherence_ms = excluded.in_adherence_ms, "
+        "out_of_adherence_ms = excluded.out_of_adherence_ms, approved_ms = excluded.approved_ms, "
+        "logged_in_ms = excluded.logged_in_ms, adherence_percent = excluded.adherence_percent, "
+        "conformance_percent = excluded.conformance_percent, exceptions = excluded.exceptions, "
+        "as_of_ms = excluded.as_of_ms, "
+        # versions None: an evaluation that covered only part of the day keeps what the row was computed with
+        "rules_version = coalesce(excluded.rules_version, adherence.rules_version), "
+        "schedule_version = coalesce(excluded.schedule_version, adherence.schedule_version), "
+        "stale = CASE WHEN excluded.rules_version IS NULL THEN adherence.stale ELSE 0 END",
         (worker_sid, day, agent, team, f.scheduled_ms, f.in_adherence_ms, f.out_of_adherence_ms, f.approved_ms,
          f.logged_in_ms, f.adherence_percent, f.conformance_percent, f.exceptions, as_of_ms, rules_version,
          schedule_version),

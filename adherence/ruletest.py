@@ -19,10 +19,11 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from .errors import Problem, RuleError
-from .evaluate import DayFigures, day_figures, evaluate_agent
+from .evaluate import DayFigures, day_figures
+from .policy import evaluate_worker, list_reader
 from .model import TASK_STATES, Segment, Snapshot
 from .rules import RuleSet, load_rules
-from .timeutil import from_ms, parse_date, parse_duration, parse_instant_ms, to_ms, zone
+from .timeutil import from_ms, local_midnight_ms, parse_date, parse_duration, parse_instant_ms, to_ms, zone
 from .yamlfile import YamlSyntaxError, load_file
 
 FILE_KEYS = ("rule_files", "tests")
@@ -34,6 +35,7 @@ CASE_KEYS = (
     "schedule",
     "timeline",
     "eval_time",
+    "monitoring_from",
     "approve",
     "exceptions",
     "adherence",
@@ -99,6 +101,7 @@ class _Case:
     approve: list[tuple[str, int, int]]  # (rule, start, line)
     exceptions: list[dict]
     adherence: dict  # figure -> (expected value, line)
+    monitoring_ms: int | None = None  # None: the case's start
 
 
 def run_rule_tests(files: Iterable[str | Path]) -> RuleTestResults:
@@ -249,6 +252,10 @@ def _parse_case(item: Any, fname: str, line: int, problems: list[Problem]) -> _C
     else:
         eval_ms = instant(item["eval_time"], "eval_time", item.line_of("eval_time"))
 
+    monitoring_ms = None
+    if "monitoring_from" in item:
+        monitoring_ms = instant(item["monitoring_from"], "monitoring_from", item.line_of("monitoring_from"))
+
     approve: list[tuple[str, int, int]] = []
     raw = item.get("approve") or []
     if not isinstance(raw, list):
@@ -268,7 +275,8 @@ def _parse_case(item: Any, fname: str, line: int, problems: list[Problem]) -> _C
 
     if len(problems) > n0 or eval_ms is None:
         return None
-    return _Case(fname, line, name.strip(), tz, team, day, segments, timeline, eval_ms, approve, exceptions, adherence)
+    return _Case(fname, line, name.strip(), tz, team, day, segments, timeline, eval_ms, approve, exceptions, adherence,
+                 monitoring_ms)
 
 
 def _instant(value: Any, day: date, tz: ZoneInfo) -> int:
@@ -505,8 +513,14 @@ def _parse_adherence(item, fname, line, problems) -> dict:
 
 
 def _run_case(case: _Case, ruleset: RuleSet) -> CaseResult:
-    start = min([case.eval_ms] + [s.at for s in case.timeline] + [s.start for s in case.segments])
-    result = evaluate_agent(case.timeline, case.segments, ruleset, case.team, start, case.eval_ms)
+    """Run one case through the engine's own entry point (``policy.evaluate_worker``): monitoring starts at
+    the case's start — local midnight of its date, or its first segment or state if earlier — unless the
+    case says ``monitoring_from``, so an agent with no state yet is ``Unknown``, as in production."""
+    start = min([case.eval_ms, local_midnight_ms(case.day, case.tz)] + [s.at for s in case.timeline]
+                + [s.start for s in case.segments])
+    monitoring = start if case.monitoring_ms is None else case.monitoring_ms
+    result = evaluate_worker(list_reader(case.timeline), "case", case.segments, ruleset, case.team, case.tz,
+                             monitoring, min(start, monitoring), case.eval_ms)
     got = result.occurrences
     diff: list[str] = []
 
@@ -532,7 +546,9 @@ def _run_case(case: _Case, ruleset: RuleSet) -> CaseResult:
     if case.adherence:
         approved_keys = {(rule, st) for rule, st, _ in case.approve}
         intervals = [(o.start, o.end, (o.rule, o.start) in approved_keys) for o in got]
-        figures = day_figures(case.day, case.tz, case.segments, intervals, case.timeline, case.eval_ms)
+        day = next((d for d in result.days if d.day == case.day), None)
+        figures = day_figures(case.day, case.tz, day.segments if day else [], intervals, (), case.eval_ms,
+                              day.logged_in_ms if day else 0)
         diff.extend(_compare_figures(case.adherence, figures))
     return CaseResult(case.file, case.line, case.name, not diff, diff)
 

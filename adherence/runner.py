@@ -156,7 +156,10 @@ class Runner:
             w0, w1 = d.window
             intervals = writer.intervals(conn, ev.worker_sid, w0, w1)
             figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms)
-            save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version)
+            if d.complete:
+                save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version)
+            else:
+                save_day(conn, ev.worker_sid, key, team, figures, now_ms)  # keeps the versions it had
         return len(ev.days)
 
     def _write(self, evaluations: list[Evaluation], now_ms: int, stats: TickStats, *, record: bool,
