@@ -276,6 +276,8 @@ class Store:
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._space_error: str | None = None
+        self._dir = str(self.path.parent)
+        self._wal = str(self.path) + "-wal"
         if not self.memory:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -405,9 +407,17 @@ class Store:
         """
         if self.memory:
             return None
-        status = self.file_status()
-        free, wal = status["free_bytes"], status["wal_bytes"] or 0
-        if free is None or free - wal >= CHECKPOINT_MARGIN_BYTES:
+        # the common case in two system calls: plenty of room beyond the WAL
+        try:
+            vfs = os.statvfs(self._dir)
+        except OSError:
+            return None  # the directory is gone: identity_error says so
+        free = vfs.f_bavail * vfs.f_frsize
+        try:
+            wal = os.stat(self._wal).st_size
+        except OSError:
+            wal = 0
+        if free - wal >= CHECKPOINT_MARGIN_BYTES:
             self._space_error = None
             return None
         if wal and free < wal + DISK_RESERVE_BYTES:
