@@ -16,6 +16,7 @@ process, and the global registry refuses a second metric of the same name.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -24,6 +25,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+log = logging.getLogger(__name__)
 
 # ``*_created`` series double every counter's series for a timestamp nobody alerts on.
 disable_created_metrics()
@@ -46,7 +49,7 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...], tuple | None]] = {
     "adherence_tick_errors_total": ("counter", "Evaluator ticks that failed.", (), None),
     "adherence_journal_purged_total": ("counter", "Journal rows deleted by retention.", (), None),
     "adherence_rejected_purged_total": ("counter", "Rejected rows deleted by retention.", (), None),
-    "adherence_webhook_duration_seconds": ("histogram", "Time to answer a webhook request.", (), WEBHOOK_BUCKETS),
+    "adherence_webhook_duration_seconds": ("histogram", "Time to answer a webhook request (any feed receiver).", (), WEBHOOK_BUCKETS),
     "adherence_tick_duration_seconds": ("histogram", "Duration of evaluator ticks.", (), TICK_BUCKETS),
     "adherence_tick_agents": ("gauge", "Agents evaluated in the last tick.", (), None),
     "adherence_live_agents": ("gauge", "Agents held in live state.", (), None),
@@ -70,28 +73,48 @@ class Metrics:
                 metric = Gauge(name, help_text, labels, registry=self.registry)
             self._metrics[name] = metric
 
-    def _child(self, name: str, labels: dict[str, str]):
-        metric = self._metrics[name]  # KeyError on a name not in SPECS: a typo must not pass silently
+    def _child(self, name: str, labels: dict[str, str], kind: str):
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._declare(name, tuple(sorted(labels)), kind)
         return metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
+
+    def _declare(self, name: str, labels: tuple[str, ...], kind: str):
+        """A metric counted somewhere but missing from SPECS: exposed anyway (a new counter must never
+        turn a webhook into a 500), with a warning so it gets its help text."""
+        with self._lock:
+            if name in self._metrics:
+                return self._metrics[name]
+            log.warning("metric %s is not declared in adherence.metrics.SPECS", name)
+            help_text = "Undeclared: see adherence.metrics.SPECS."
+            if kind == "counter":
+                metric = Counter(name.removesuffix("_total"), help_text, labels, registry=self.registry)
+            elif kind == "histogram":
+                metric = Histogram(name, help_text, labels, registry=self.registry)
+            else:
+                metric = Gauge(name, help_text, labels, registry=self.registry)
+            SPECS.setdefault(name, (kind, help_text, labels, None))
+            self._metrics[name] = metric
+            return metric
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
         if value:
-            self._child(name, labels).inc(value)
+            self._child(name, labels, "counter").inc(value)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        self._child(name, labels).observe(value)
+        self._child(name, labels, "histogram").observe(value)
 
     def set(self, name: str, value: float, **labels: str) -> None:
         """A gauge's value; for a histogram, one observation (``runner`` reports each tick's duration
         with ``set``: the distribution of ticks matters, not only the last one)."""
-        if SPECS[name][0] == "histogram":
+        if SPECS.get(name, ("gauge",))[0] == "histogram":
             self.observe(name, value, **labels)
         else:
-            self._child(name, labels).set(value)
+            self._child(name, labels, "gauge").set(value)
 
     def get(self, name: str, **labels: str) -> float:
         """A counter's or gauge's current value (a histogram's count); 0 when never set."""
-        kind = SPECS[name][0]
+        kind = SPECS.get(name, ("counter",))[0]
         sample = name + "_count" if kind == "histogram" else name
         value = self.registry.get_sample_value(sample, {k: str(v) for k, v in labels.items()})
         return value or 0.0

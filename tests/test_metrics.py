@@ -71,3 +71,10 @@ def test_each_app_has_its_own_registry(engine):
     # the library's global registry refuses a second metric of one name; many apps in one process work
     for _ in range(3):
         assert create_app(engine=engine).test_client().get("/metrics").status_code == 200
+
+
+def test_an_undeclared_metric_is_exposed_not_an_error(client):
+    # another module counting something new must never turn its request into a 500
+    METRICS.inc("adherence_test_only_things_total", 3, kind="x")
+    fams = scrape(client)
+    assert sample(fams, "adherence_test_only_things_total", kind="x") >= 3

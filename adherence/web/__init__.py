@@ -53,7 +53,7 @@ def create_app(*, engine) -> Flask:
     @app.after_request
     def _time_webhook(resp):
         # here rather than in the view: every answer counts, refusals and errors included
-        if request.endpoint == "webhooks.rta" and "adherence_started" in g:
+        if request.blueprint == "webhooks" and "adherence_started" in g:
             METRICS.observe("adherence_webhook_duration_seconds", time.perf_counter() - g.adherence_started)
         return resp
 
