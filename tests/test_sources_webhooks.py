@@ -181,6 +181,19 @@ def test_callback_signature_with_a_query_string_and_default_port(signed):
     assert r.status_code == 204
 
 
+@pytest.mark.parametrize("public_url", ["https://rta.example.com/webhooks/rta", "https://rta.example.com",
+                                        "https://rta.example.com/"])
+def test_behind_a_proxy_every_receiver_is_signed_beside_the_public_url(workdir, clock, public_url):
+    engine = make_engine(workdir, clock, auth={"twilio_auth_token": TOKEN}, server={"public_url": public_url})
+    try:
+        client = create_app(engine=engine).test_client()
+        data = callback("worker.activity.update", T0, ev(1), WorkerActivityName="Available")
+        sig = RequestValidator(TOKEN).compute_signature("https://rta.example.com/webhooks/taskrouter", data)
+        assert client.post("/webhooks/taskrouter", data=data, headers={"X-Twilio-Signature": sig}).status_code == 204
+    finally:
+        engine.close()
+
+
 def test_event_streams_signed_json(signed):
     engine, client = signed
     body = json.dumps([{"specversion": "1.0", "type": "com.twilio.taskrouter.worker.activity.update", "id": "NO1",

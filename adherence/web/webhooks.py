@@ -37,6 +37,28 @@ MAX_AHEAD_MS = 5 * 60_000  # an event dated further ahead of its receipt takes t
 log = logging.getLogger(__name__)
 
 
+_RECEIVERS = ("/webhooks/rta", "/webhooks/taskrouter", "/webhooks/events")
+
+
+def _public_url(cfg) -> str | None:
+    """``server.public_url`` for this request's receiver.
+
+    It names one URL (usually the RTA feed's, as registered) or a base; the other receivers are
+    registered beside it, so their public URL is the same with this receiver's path. The RTA
+    receiver keeps the setting as it is (a proxy may rewrite any path to it).
+    """
+    pub = cfg.server_public_url
+    if not pub or request.path == "/webhooks/rta":
+        return pub
+    parts = urlsplit(pub)
+    path = parts.path.rstrip("/")
+    for suffix in _RECEIVERS:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path + request.path, "", ""))
+
+
 def _authenticate(engine):
     """None when the request may proceed, else the error response (nothing stored)."""
     cfg = engine.config
@@ -49,7 +71,7 @@ def _authenticate(engine):
         if reason is not None:
             return _refuse(401 if reason.startswith("missing") else 403, f"Twilio signature check failed: {reason}")
     elif cfg.twilio_auth_token:
-        url = signed_request_url(request, cfg.server_public_url)
+        url = signed_request_url(request, _public_url(cfg))
         reason = verify_twilio_signature(
             url=url,
             body=request.get_data(cache=True),
@@ -73,7 +95,7 @@ def _check_form_signature(cfg) -> str | None:
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         return "missing X-Twilio-Signature header"
-    parts = urlsplit(signed_request_url(request, cfg.server_public_url))
+    parts = urlsplit(signed_request_url(request, _public_url(cfg)))
     url = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
     settings = request.headers.get(SETTINGS_HEADER)
     try:
