@@ -209,7 +209,7 @@ def test_ical_segment_source_names_file_and_line(tmp_path):
     ("truncated.ics", ["truncated.ics:1: not a valid iCalendar file"]),
     ("missing_summary_and_end_before_start.ics", [
         "missing_summary_and_end_before_start.ics:7: event has no SUMMARY",
-        "missing_summary_and_end_before_start.ics:15: event 'Available': DTEND",
+        # (line 15's DTEND before DTSTART is read swapped, with a warning: see test_schedules_lenient.py)
         "missing_summary_and_end_before_start.ics:21: event 'Available': bad DTSTART"]),
 ])
 def test_broken_calendars_are_refused_with_file_and_line(tmp_path, name, expected):

@@ -225,6 +225,10 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
     ok = True
     label = f"event {short(str(ev.get('SUMMARY', '')).strip() or str(ev.get('UID', '?')))}"
     for prop, message in getattr(ev, "errors", []) or []:
+        if prop == "RRULE" and _mend_rrule(ev):
+            warnings.append(Problem(f"{label}: RRULE has spaces between its values ({clip(message)}); read "
+                                    f"without them: {ev['RRULE'].to_ical().decode()}", file, line_of("RRULE")))
+            continue
         raw = None
         if prop is None:
             prop, raw = _unparsed_name(str(message))
@@ -287,9 +291,28 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
             s, e = (d.replace(tzinfo=None) if isinstance(d, datetime) else d for d in (start, end))
             backwards = e < s
         if backwards:
-            problems.append(Problem(f"{label}: DTEND {end} is before DTSTART {start}", file, line_of("DTEND")))
-            ok = False
+            # recurring-ical-events reads such an event with its ends swapped (its issue 132): so do we, aloud
+            warnings.append(Problem(f"{label}: DTEND {end} is before DTSTART {start}; read with the two swapped",
+                                    file, line_of("DTEND")))
+            for name, value in (("DTSTART", end), ("DTEND", start)):
+                params = dict(getattr(ev.get(name), "params", {}) or {})
+                del ev[name]
+                ev.add(name, value, parameters={k: v for k, v in params.items() if k == "VALUE"} or None)
     return ok
+
+
+def _mend_rrule(ev: icalendar.Event) -> bool:
+    """``BYDAY=MO, TU, WE`` (spaces after commas, as some Exchange exports write) has one reading."""
+    prop = ev.get("RRULE")
+    if prop is None or isinstance(prop, list) or " " not in str(prop):
+        return False
+    try:
+        rule = icalendar.vRecur.from_ical(str(prop).replace(" ", ""))
+    except Exception:  # noqa: BLE001 - not the spaces, then: the rule stays an error
+        return False
+    del ev["RRULE"]
+    ev.add("RRULE", rule)
+    return True
 
 
 def _mend_mixed_end(ev: icalendar.Event, start, end):
@@ -312,9 +335,21 @@ def parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], proble
     while parsing or later when a value is first read: the planner should hear about it as a
     schedule warning rather than a Python one, so the whole parse runs under catch_warnings.
     """
+    mine: list[Problem] = []
     with warnings_module.catch_warnings(record=True) as caught:
         warnings_module.simplefilter("always")
-        out = _parse_ics_file(path, file_index, time_off, problems, warnings)
+        out = _parse_ics_file(path, file_index, time_off, problems, mine)
+    # a recurring event and its moved occurrences (or a yearly holiday written once a year) would say
+    # the same thing once per VEVENT: say it once, with where else it applies
+    by_message: dict[str, list[Problem]] = {}
+    for w in mine:
+        by_message.setdefault(w.message, []).append(w)
+    for message, same in by_message.items():
+        if len(same) > 1:
+            others = sorted({w.line for w in same[1:] if w.line})
+            lines = ", ".join(str(n) for n in others[:5]) + (", ..." if len(others) > 5 else "")
+            message = f"{message} (also at line{'s' if len(others) > 1 else ''} {lines})" if others else message
+        warnings.append(Problem(message, same[0].file, same[0].line))
     caught_text = [str(w.message) for w in caught]
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")
@@ -440,6 +475,14 @@ def _check_group(group: list[IcsEvent], fname: str, problems: list[Problem]) -> 
     if not any(("RRULE" in e.component or "RDATE" in e.component) for e in group):
         return
     for ev in group:
+        rules = ev.component.get("RRULE")
+        for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+            scale = dict(rule).get("RSCALE")
+            if scale:
+                problems.append(Problem(
+                    f"event {short(ev.summary)}: RRULE uses RSCALE={clip(scale[0], 40)} (RFC 7529 calendar "
+                    "scales), which cannot be expanded here; write the dates out with RDATE", fname, ev.line))
+                return
         dense = _too_dense(ev.component)
         if dense:
             problems.append(Problem(f"event {short(ev.summary)}: {dense}", fname, ev.line))
