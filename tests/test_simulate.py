@@ -9,6 +9,7 @@ import threading
 from collections import Counter, defaultdict
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -439,7 +440,9 @@ class _Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 url = f"http://127.0.0.1:{outer.port}{self.path}"
                 reason = None
-                if not RequestValidator(token).validate(url, body.decode("utf-8"), self.headers.get("X-Twilio-Signature", "")):
+                form = self.headers.get("Content-Type") == "application/x-www-form-urlencoded"
+                params = dict(parse_qsl(body.decode("utf-8"))) if form else body.decode("utf-8")
+                if not RequestValidator(token).validate(url, params, self.headers.get("X-Twilio-Signature", "")):
                     reason = "bad signature"
                 if basic is not None:
                     want = "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
@@ -452,7 +455,7 @@ class _Receiver:
                     if reason:
                         outer.bad.append(reason)
                     else:
-                        outer.bodies.append(json.loads(body))
+                        outer.bodies.append(params if form else json.loads(body))
                 status = 403 if reason else 200
                 payload = json.dumps({"error": reason} if reason else {"accepted": 1}).encode()
                 self.send_response(status)
@@ -494,6 +497,33 @@ def test_post_signs_like_twilio_and_every_envelope_is_accepted(tmp_path):
     assert f"sent {len(expected)} envelopes" in out
     assert f"{len(expected)} 2xx, 0 non-2xx, 0 errors" in out
     assert "req/s" in out and "p50" in out and "p99" in out
+
+
+@pytest.mark.parametrize("fmt,path", [("taskrouter", "/webhooks/taskrouter"), ("eventstreams", "/webhooks/events")])
+def test_post_sends_each_format_signed_like_twilio(fmt, path):
+    sim_args = ["--agents", "4", "--hours", "1", "--seed", "3", "--start", "2026-11-25T08:00", "--format", fmt]
+    expected = [body for _, body in generate(4, 1, 3, START, TZ).bodies(fmt)]
+    with _Receiver(TOKEN, basic=("sink", "s3cret")) as rx:
+        res = CliRunner().invoke(cli, ["simulate", *sim_args, "--post", f"http://127.0.0.1:{rx.port}{path}",
+                                       "--twilio-token", TOKEN, "--basic", "sink:s3cret"])
+    assert res.exit_code == 0, res.output
+    assert rx.bad == [] and len(rx.bodies) == len(expected) > 50
+    if fmt == "taskrouter":  # form fields: one event, checked by RequestValidator over URL + sorted params
+        assert sorted(b["Sid"] for b in rx.bodies) == sorted(b["Sid"] for b in expected)
+    else:  # JSON lists of CloudEvents, signed with bodySHA256
+        assert sorted(ce["id"] for b in rx.bodies for ce in b) == sorted(ce["id"] for b in expected for ce in b)
+
+
+def test_format_files_hold_the_same_day(tmp_path):
+    """--format writes the same changes: RTA records (exact) and events share their EV SIDs."""
+    for fmt in ("rta", "taskrouter", "eventstreams"):
+        res = CliRunner().invoke(cli, ["simulate", "--agents", "5", "--hours", "2", "--seed", "4", "--exact",
+                                       "--start", "2026-11-25T08:00", "--format", fmt, "--out", str(tmp_path / fmt)])
+        assert res.exit_code == 0, res.output
+    rta = {r["last_processed_event_sid"] for e in _lines(tmp_path / "rta" / "feed.jsonl") for r in e["records"]}
+    callbacks = {dict(parse_qsl(line))["Sid"] for line in (tmp_path / "taskrouter" / "callbacks.txt").read_text().splitlines()}
+    clouds = {ce["data"]["sid"] for b in _lines(tmp_path / "eventstreams" / "events.jsonl") for ce in b}
+    assert rta == callbacks == clouds and len(rta) > 100
 
 
 def test_post_token_from_environment_and_rate(tmp_path):
