@@ -534,7 +534,7 @@ def _too_dense(component: icalendar.Event) -> str | None:
         except Exception:  # noqa: BLE001 - unreadable rules are reported by the expansion probe, with its reason
             return None
         if len(first) > MAX_PER_DAY and first[-1] - first[0] < timedelta(days=1):
-            return (f"repeats more than {MAX_PER_DAY} times within 24 hours (RRULE:{short(rule.to_ical().decode())}; "
+            return (f"repeats more than {MAX_PER_DAY} times within 24 hours (RRULE:{clip(rule.to_ical().decode(), 120)}; "
                     f"a schedule has at most {MAX_PER_DAY} segments a day)")
     dates = component.get("RDATE")
     n = sum(len(getattr(r, "dts", []) or []) for r in (dates if isinstance(dates, list) else [dates] if dates else []))
