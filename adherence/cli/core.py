@@ -244,7 +244,11 @@ def replay(config, files, batch, quiet) -> None:
                 received = clock.now_ms()
                 where = f"{f}:{lineno}" if lineno else str(f)
                 try:
-                    kind, value = classify(raw)
+                    if isinstance(raw, (bytes, str)) and raw.lstrip()[:1] not in (b"{", b"[", "{", "["):
+                        kind, value = classify(raw)  # a form-encoded callback capture
+                    else:
+                        # parsed once: the envelope check below takes the value
+                        kind, value = classify(parse_body(raw) if isinstance(raw, (bytes, str)) else raw)
                     if kind != RTA:
                         evs, kept = parse_items(value, received)
                         pending_events.extend(evs)
@@ -256,8 +260,7 @@ def replay(config, files, batch, quiet) -> None:
                         if isinstance(raw, bytes):
                             unshown += len(raw)
                         continue
-                    data = parse_body(raw) if isinstance(raw, (bytes, str)) else raw
-                    parsed = parse_envelope(data, received)
+                    parsed = parse_envelope(value, received)
                 except FeedError as exc:
                     body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
                     journal.reject_body(body, f"{where}: {exc}", received, "application/json", "replay")
