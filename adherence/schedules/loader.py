@@ -500,6 +500,7 @@ class ScheduleSource:
         self._fp: tuple | None = None
         self._outside: list[Path] = []
         self.result: LoadResult | None = None
+        self._index: tuple | None = None
         self.current: Schedule | None = None
         self.errors: list[str] = []
         self.loaded_at: float | None = None
@@ -620,8 +621,17 @@ class ScheduleSource:
             a = sched.agent(key_or_sid)
             if a is not None:
                 keys = {a.key, a.worker_sid}
-        hits = [(st.since, st.file, st.in_force) for st in self.result.files.values()
-                if not st.ok and (st.agents & keys or st.sids & keys)]
+        result = self.result
+        index = self._index
+        if index is None or index[0] is not result:  # built once per load: the board asks for every agent
+            by_agent: dict[str, list[FileStatus]] = {}
+            for st in result.files.values():
+                if not st.ok:
+                    for k in st.agents | st.sids:
+                        by_agent.setdefault(k, []).append(st)
+            index = self._index = (result, by_agent)
+        found = {id(st): st for k in keys for st in index[1].get(k, [])}
+        hits = [(st.since, st.file, st.in_force) for st in found.values()]
         hits += [(since, f, "partly (expansion failed)") for f, (since, agents, _) in self._expansion().items()
                  if agents & keys]
         if not hits:
