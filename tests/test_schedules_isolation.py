@@ -8,6 +8,7 @@ and the agents it affects, one bounded line per problem.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -153,12 +154,15 @@ def test_check_fails_but_names_files_and_agents(tmp_path):
 
 
 def test_show_works_for_an_agent_whose_files_are_fine_and_warns_once(tmp_path):
-    folder(tmp_path, {"roster.yaml": roster("alice", "bob", calendars={"bob": "bob.ics"}),
+    folder(tmp_path, {"roster.yaml": roster("alice", "bob", "carol", calendars={"bob": "bob.ics", "carol": "dst.ics"}),
                       "shifts.yaml": SHIFTS.replace("alice, bob, carol", "alice"),
                       "bob.ics": (CALENDARS / "truncated.ics").read_text(),
-                      "dst.ics": (CALENDARS / "realworld" / "rie_daylight_saving_time.ics").read_text()
-                      if (CALENDARS / "realworld").is_dir() else ""})
+                      "dst.ics": (CALENDARS / "realworld" / "rie_daylight_saving_time.ics").read_text()})
     cfg = str(tmp_path / "config.yaml")
+    r = CliRunner().invoke(cli, ["schedule", "show", "carol", "--from", "2019-03-25", "--to", "2019-04-05",
+                                 "--format", "json", "--config", cfg])
+    assert r.exit_code == 0, r.output  # a perfectly good calendar, while another file is broken
+    assert len(json.loads(r.stdout)) > 3 and r.stderr.count("bob.ics") == 1
     r = CliRunner().invoke(cli, ["schedule", "show", "alice", "--date", "2026-11-23", "--config", cfg])
     assert r.exit_code == 0, r.output
     assert "Lunch" in r.stdout
