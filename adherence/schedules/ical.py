@@ -301,6 +301,48 @@ def _check_event(ev: icalendar.Event, file: str, line_of, problems: list[Problem
     return ok
 
 
+def _prefer_iana(ev: icalendar.Event, cache: dict) -> None:
+    """Use the IANA zone for a VTIMEZONE that says the same thing.
+
+    Outlook writes VTIMEZONEs whose rules start in 1601; icalendar turns them into
+    dateutil zones that walk four centuries of transitions on every offset lookup,
+    so one week of one agent's calendar took 0.2 s to expand. When the TZID names a
+    zone we know (IANA or Windows name) and both give the same offsets in winter and
+    summer of the event's year, the values are switched to that ZoneInfo: same
+    instants, a thousand times cheaper. Otherwise the file's own definition stays.
+    """
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE"):
+        prop = ev.get(name)
+        for p in prop if isinstance(prop, list) else [prop] if prop is not None else []:
+            for v in getattr(p, "dts", None) or [p]:
+                dt = getattr(v, "dt", None)
+                if not isinstance(dt, datetime) or dt.tzinfo is None or isinstance(dt.tzinfo, ZoneInfo):
+                    continue
+                tzid = (getattr(v, "params", None) or {}).get("TZID") or (getattr(p, "params", None) or {}).get("TZID")
+                key = (id(dt.tzinfo), tzid, dt.year)
+                if key not in cache:
+                    cache[key] = _same_zone(dt.tzinfo, tzid, dt.year)
+                if cache[key] is not None:
+                    v.dt = dt.replace(tzinfo=cache[key])
+
+
+def _same_zone(tzinfo, tzid: str | None, year: int) -> ZoneInfo | None:
+    if not tzid:
+        return None
+    try:
+        iana = resolve_zone_name(tzid)
+    except ValueError:
+        return None
+    try:
+        for month in (1, 4, 7, 10):
+            probe = datetime(year, month, 15, 12)
+            if probe.replace(tzinfo=tzinfo).utcoffset() != probe.replace(tzinfo=iana).utcoffset():
+                return None
+    except Exception:  # noqa: BLE001 - a zone that cannot answer keeps the file's own definition
+        return None
+    return iana
+
+
 def _mend_rrule(ev: icalendar.Event) -> bool:
     """``BYDAY=MO, TU, WE`` (spaces after commas, as some Exchange exports write) has one reading."""
     prop = ev.get("RRULE")
@@ -424,12 +466,14 @@ def _parse_ics_file(path: Path, file_index: int, time_off: dict[str, str], probl
                 "(check the BEGIN:VEVENT/END:VEVENT and END:VCALENDAR lines)", fname))
             return None
         lines = _Lines("")  # cannot pair events with lines: report the file only
+    zones: dict = {}
     for k, ev in enumerate(parsed):
         def line_of(prop, k=k):
             return lines.of(k, prop) if prop else lines.of(k)
 
         if not _check_event(ev, fname, line_of, problems, warnings, lines.lines):
             continue
+        _prefer_iana(ev, zones)
         start = _dt(ev, "DTSTART")
         summary = str(ev.get("SUMMARY", "")).strip()
         all_day = not isinstance(start, datetime)
