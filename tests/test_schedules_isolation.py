@@ -191,3 +191,12 @@ def test_health_and_board_flag_the_agents_of_a_broken_file(workdir, clock):
         assert engine.runner.segments("bob", clock.now_ms() - 3600_000, clock.now_ms())
     finally:
         engine.close()
+
+
+def test_a_calendar_whose_owner_is_in_a_broken_roster_is_not_taken_for_a_shared_calendar(tmp_path):
+    d = folder(tmp_path, {"a.yaml": roster("alice"),
+                          "b.yaml": roster("bob", calendars={"bob": "bob.ics"}).replace(SIDS["bob"], "WK-bad"),
+                          "bob.ics": (CALENDARS / "floating_times.ics").read_text()})
+    r = load_folder(d, "America/New_York")
+    assert [Path(st.file).name for st in r.broken] == ["b.yaml"]  # no "unknown agent: no ATTENDEE" in bob.ics
+    assert any("calendar of agent 'bob'" in str(w) and "b.yaml" in str(w) for w in r.warnings)

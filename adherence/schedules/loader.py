@@ -378,6 +378,7 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
         return p if p.ok else good.get(key)
 
     # roster first: every other check needs it
+    broken_calendars: dict[Path, tuple[str, str]] = {}  # calendar named in a broken roster file → (agent, file)
     for path in files:
         p = parsed[str(path)]
         if p.kind != "yaml":
@@ -388,6 +389,8 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
         if not p.ok and isinstance(p.data, YamlSchedule):
             for name in p.data.defines:
                 b.broken_defines.setdefault(name, p.file)
+            for cal, name in p.data.calendars.items():
+                broken_calendars.setdefault(cal, (name, p.file))
     b.finish_roster()
     for name in list(b.broken_defines):
         if name in b.specs:
@@ -428,6 +431,13 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
         if p.kind != "ics":
             continue
         owned_by = owners.get(Path(f).resolve(), []) or owners.get(Path(f), [])
+        orphan = broken_calendars.get(Path(f).resolve())
+        if not owned_by and orphan and orphan[0] not in b.specs:
+            # its owner's roster entry is in a broken file: not a shared calendar, just not in force yet
+            warnings.append(Problem(f"calendar of agent {orphan[0]!r}, whose roster entry in {orphan[1]} is in "
+                                    "error: not in force until that file is fixed", f))
+            b.status.setdefault(f, FileStatus(f)).agents.add(orphan[0])
+            continue
         u = used(f)
         for version, build in ((u, True), (p if p is not u else None, False)):
             if version is None or version.data is None:

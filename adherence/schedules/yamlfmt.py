@@ -93,6 +93,7 @@ class YamlSchedule:
     defines: set[str] = field(default_factory=set)
     mentions: set[str] = field(default_factory=set)
     teams: set[str] = field(default_factory=set)
+    calendars: dict[Path, str] = field(default_factory=dict)  # calendar path named → agent key, valid or not
 
 
 def _line(container: Any, key: Any = None) -> int | None:
@@ -377,10 +378,18 @@ def _bad_date_problem(path: Path, exc: ValueError) -> Problem:
     return Problem(f"invalid value: {exc}", str(path))
 
 
-def _note_names(out: YamlSchedule, data: LineDict) -> None:
+def _note_names(out: YamlSchedule, data: LineDict, base: Path) -> None:
     agents = data.get("agents")
     if isinstance(agents, dict):
         out.defines.update(str(k) for k in agents)
+        for key, entry in agents.items():
+            cal = entry.get("calendar") if isinstance(entry, dict) else None
+            if isinstance(cal, str) and cal.strip():
+                try:
+                    p = Path(cal).expanduser()
+                    out.calendars[(p if p.is_absolute() else base / p).resolve()] = str(key)
+                except (OSError, RuntimeError, ValueError):
+                    pass
     for section in ("shifts", "days_off"):
         items = data.get(section)
         for item in items if isinstance(items, list) else []:
@@ -412,7 +421,7 @@ def parse_yaml_file(path: Path, problems: list[Problem]) -> YamlSchedule | None:
         ctx.err("expected a mapping with timezone, agents, shifts and days_off at the top level", 1)
         return None
     _check_keys(ctx, data, TOP_KEYS, "a schedule file")
-    _note_names(out, data)
+    _note_names(out, data, path.parent)
     tz = _opt_str(ctx, data, "timezone", "file")
     if tz is not None:
         try:
