@@ -200,3 +200,23 @@ def test_a_calendar_whose_owner_is_in_a_broken_roster_is_not_taken_for_a_shared_
     r = load_folder(d, "America/New_York")
     assert [Path(st.file).name for st in r.broken] == ["b.yaml"]  # no "unknown agent: no ATTENDEE" in bob.ics
     assert any("calendar of agent 'bob'" in str(w) and "b.yaml" in str(w) for w in r.warnings)
+
+
+MARCH = (1772323200000, 1775001600000)  # 2026-03-01 .. 2026-04-01 UTC
+
+
+def test_a_broken_calendar_edit_keeps_the_calendars_last_good_version(tmp_path):
+    good = (CALENDARS / "rrule_count_until.ics").read_text()
+    d = folder(tmp_path, {"roster.yaml": roster("alice", "bob", calendars={"bob": "bob.ics"}),
+                          "shifts.yaml": SHIFTS.replace("alice, bob, carol", "alice"),
+                          "bob.ics": good})
+    source = schedule_source(load_config(tmp_path / "config.yaml"))
+    source.check()
+    before = source.current.segments("bob", MARCH[0], MARCH[1])
+    assert before
+    touch_later(d / "bob.ics", good.replace("END:VCALENDAR", ""))  # a truncated save
+    source.check()
+    assert source.current.segments("bob", MARCH[0], MARCH[1]) == before
+    [f] = source.status()["broken_files"]
+    assert f["agents"] == ["bob"] and f["in_force"].startswith("last good version, read at")
+    assert source.current.segments_for_day("alice", MON)
