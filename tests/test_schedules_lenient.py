@@ -7,7 +7,7 @@ fast, naming the file, the event and the reason, never minutes of work.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 

@@ -107,7 +107,7 @@ def parse_csv_file(path: Path, time_off: dict[str, str], problems: list[Problem]
             line = reader.line_num
             if not any(c.strip() for c in row):
                 continue
-            if len(out.mentions) + len(groups) > MAX_ROWS or line > MAX_ROWS:
+            if line > MAX_ROWS + 1:
                 problems.append(Problem(f"more than {MAX_ROWS:,} rows (split the file, e.g. one per month)", fname,
                                         line))
                 return out

@@ -17,6 +17,7 @@ good versions across hot reloads.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -500,8 +501,6 @@ class ScheduleSource:
     name = "schedules"
 
     def __init__(self, folder: Path, default_tz: str, time_off: Iterable[str], clock=time.time):
-        import threading
-
         self.folder = Path(folder)
         self.default_tz = default_tz
         self.time_off = tuple(time_off)
