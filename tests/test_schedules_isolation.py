@@ -219,3 +219,14 @@ def test_a_broken_calendar_edit_keeps_the_calendars_last_good_version(tmp_path):
     [f] = source.status()["broken_files"]
     assert f["agents"] == ["bob"] and f["in_force"].startswith("last good version, read at")
     assert source.current.segments_for_day("alice", MON)
+
+
+def test_a_team_with_members_in_a_broken_roster_is_not_an_unknown_team(tmp_path):
+    broken = roster("bob").replace("team: t", "team: night").replace(SIDS["bob"], "WK-bad")
+    d = folder(tmp_path, {"a.yaml": roster("alice"), "b.yaml": broken,
+                          "shifts.yaml": "shifts:\n  - teams: [t, night]\n    days: daily\n"
+                                         "    segments: ['09:00-17:00 Available']\n"})
+    r = load_folder(d, "America/New_York")
+    assert [Path(st.file).name for st in r.broken] == ["b.yaml"]
+    assert any("team 'night' has agents in" in str(w) for w in r.warnings)
+    assert acts(r.schedule, "alice") == ["Available"]

@@ -168,6 +168,7 @@ class _Build:
         self.activities: set[str] = set()
         self.warnings: list[Problem] = []
         self.broken_defines: dict[str, str] = {}  # agent key → broken file whose current text defines it
+        self.broken_teams: dict[str, str] = {}  # team → broken file whose current text puts agents in it
 
     def problem(self, p: Problem, agents: Iterable[str] = ()) -> None:
         st = self.status.setdefault(p.file or "", FileStatus(p.file or ""))
@@ -234,7 +235,11 @@ class _Build:
         for name, line in entry.teams:
             if name in self.teams:
                 keys.extend(self.teams[name])
-            else:
+            if name in self.broken_teams:
+                self.warnings.append(Problem(
+                    f"{what}: team {name!r} has agents in {self.broken_teams[name]}, which is in error: not in "
+                    "force for them until that file is fixed", entry.file, line))
+            elif name not in self.teams:
                 report(Problem(f"{what}: unknown team {name!r} (expected one of: "
                                f"{', '.join(sorted(self.teams)) or 'none'})", entry.file, line))
         return list(dict.fromkeys(keys))
@@ -390,6 +395,9 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
         if not p.ok and isinstance(p.data, YamlSchedule):
             for name in p.data.defines:
                 b.broken_defines.setdefault(name, p.file)
+            if u is None:  # with a last good version in force, its team members still are
+                for team in p.data.defined_teams:
+                    b.broken_teams.setdefault(team, p.file)
             for cal, name in p.data.calendars.items():
                 broken_calendars.setdefault(cal, (name, p.file))
     b.finish_roster()

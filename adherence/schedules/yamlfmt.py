@@ -94,6 +94,7 @@ class YamlSchedule:
     mentions: set[str] = field(default_factory=set)
     teams: set[str] = field(default_factory=set)
     calendars: dict[Path, str] = field(default_factory=dict)  # calendar path named → agent key, valid or not
+    defined_teams: set[str] = field(default_factory=set)  # team: values of the agents: entries
 
 
 def _line(container: Any, key: Any = None) -> int | None:
@@ -383,6 +384,9 @@ def _note_names(out: YamlSchedule, data: LineDict, base: Path) -> None:
     if isinstance(agents, dict):
         out.defines.update(str(k) for k in agents)
         for key, entry in agents.items():
+            team = entry.get("team") if isinstance(entry, dict) else None
+            if isinstance(team, (str, int)) and not isinstance(team, bool):
+                out.defined_teams.add(str(team))
             cal = entry.get("calendar") if isinstance(entry, dict) else None
             if isinstance(cal, str) and cal.strip():
                 try:
