@@ -296,6 +296,11 @@ class Journal:
         return fam
 
     def _write_events(self, conn, batch: list, received_ms: int, counts: Counts, content_type, remote) -> None:
+        top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0] or 0
+        if top > max(self._high, max(self._local, default=0)):
+            # another process (a replay, a backfill) wrote rows this one has not caught up with: the folds
+            # this process remembers may be stale, so every worker's is read back from the journal
+            self._ev_last.clear()
         unique: dict[str, tr.Event] = {}
         for ev in batch:
             if ev.key in unique:

@@ -98,3 +98,19 @@ def test_replay_of_an_events_resource_page_and_an_event_streams_export(workdir, 
     assert r.exit_code == 0, r.output
     assert "accepted 2, duplicates 1, rejected 1, ignored 1" in r.output
     assert "export.jsonl:4" in r.output
+
+
+def test_rows_another_process_wrote_are_folded_in_before_catch_up(workdir, clock):
+    """The service remembers each worker's latest fold; rows written meanwhile by a replay are not lost."""
+    engine = make_engine(workdir, clock)
+    try:
+        ingest = lambda journal, n, at, **p: journal.ingest_events(
+            [tr.from_cloudevent(cloudevent(n, at, **p), T0)], T0)
+        ingest(engine.journal, 1, T0, kind="worker.activity.update", worker_activity_name="Available")
+        other = Journal(engine.store, None)
+        ingest(other, 2, T0 + 10_000, kind="reservation.accepted", reservation_sid="WR1")  # not caught up yet
+        ingest(engine.journal, 3, T0 + 20_000, kind="worker.activity.update", worker_activity_name="Break")
+        last = engine.store.query("SELECT activity, task FROM journal ORDER BY id DESC LIMIT 1")[0]
+        assert (last["activity"], last["task"]) == ("Break", "active")  # the other process's reservation counts
+    finally:
+        engine.close()
