@@ -42,16 +42,44 @@ def _load(config) -> LoadResult:
     return result
 
 
-def _warn(result: LoadResult, agents: set[str] | None = None) -> None:
-    """Each warning once; each broken file once, saying whether it touches the agents shown."""
-    for w in dict.fromkeys(str(w) for w in result.warnings):
-        click.echo(f"warning: {w}", err=True)
+def _warn(result: LoadResult, agents: set[str] | None = None, files: set[str] | None = None) -> None:
+    """What concerns the agents shown, in full, once each; everything else in one line.
+
+    In a folder of hundreds of calendars, one agent's `schedule show` must not
+    scroll away under every other file's warnings.
+    """
+    others = 0
+    for w in dict.fromkeys(result.warnings):
+        if files is None or w.file in files:
+            click.echo(f"warning: {w}", err=True)
+        else:
+            others += 1
+    elsewhere = []
     for st in result.broken:
-        touches = agents is not None and bool(st.agents & agents)
-        click.echo(f"{'error' if touches else 'warning'}: {st.line()}", err=True)
-        if touches:
+        if agents is not None and st.agents & agents:
+            click.echo(f"error: {st.line()}", err=True)
             for p in st.problems[:10]:
                 click.echo(f"error: {p}", err=True)
+        else:
+            elsewhere.append(st)
+    if 0 < len(elsewhere) <= 5:
+        for st in elsewhere:
+            click.echo(f"warning: {st.line()}", err=True)
+    elif elsewhere:
+        names = ", ".join(st.file for st in elsewhere[:3]) + (", ..." if len(elsewhere) > 3 else "")
+        click.echo(f"warning: {len(elsewhere)} other schedule file(s) in error ({names}); their agents keep their "
+                   "last good version or nothing ('adherence check' lists every problem)", err=True)
+    if others:
+        click.echo(f"warning: {others} warning(s) about other files ('adherence check' lists them)", err=True)
+
+
+def _files_of(sched, key: str) -> set[str]:
+    plan = sched._plans.get(key)
+    if plan is None:
+        return set()
+    out = {cal.file for cal in plan.calendars} | {s.file for s, _ in plan.weekly}
+    out |= {s.file for shifts in plan.dated.values() for s, _ in shifts}
+    return out
 
 
 def _range(on, start, end, tz) -> tuple[date, date]:
@@ -98,7 +126,7 @@ def show(agent: str, on: str | None, start: str | None, end: str | None, fmt: st
     tz = sched.tz(found.key)
     first, last = _range(on, start, end, tz)
     mine = {found.key, found.worker_sid}
-    _warn(result, mine)
+    _warn(result, mine, _files_of(sched, found.key))
 
     rows, segments = [], []
     d = first
@@ -183,7 +211,8 @@ def export(agents: tuple[str, ...], fmt: str, on, start, end, team, out: Path | 
             raise click.ClickException(
                 f"an iCalendar file for several agents names them by ATTENDEE email, and {', '.join(missing[:10])} "
                 "have none: add email: to their roster entries, or export one agent at a time")
-    _warn(result, set(keys) | {sched.agents[k].worker_sid for k in keys})
+    _warn(result, set(keys) | {sched.agents[k].worker_sid for k in keys},
+          set().union(*(_files_of(sched, k) for k in keys)) if keys else set())
     text = to_csv(sched, keys, first, last) if fmt == "csv" else to_ics(sched, keys, first, last)
     if out is None:
         click.echo(text, nl=False)
