@@ -429,6 +429,7 @@ class _Receiver:
     def __init__(self, token: str, basic: tuple[str, str] | None = None, fail_every: int = 0):
         self.bodies: list[dict] = []
         self.bad: list[str] = []
+        self.paths: set[str] = set()
         self.lock = threading.Lock()
         outer = self
 
@@ -438,6 +439,7 @@ class _Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.paths.add(self.path.split("?")[0])
                 url = f"http://127.0.0.1:{outer.port}{self.path}"
                 reason = None
                 form = self.headers.get("Content-Type") == "application/x-www-form-urlencoded"
@@ -504,10 +506,11 @@ def test_post_sends_each_format_signed_like_twilio(fmt, path):
     sim_args = ["--agents", "4", "--hours", "1", "--seed", "3", "--start", "2026-11-25T08:00", "--format", fmt]
     expected = [body for _, body in generate(4, 1, 3, START, TZ).bodies(fmt)]
     with _Receiver(TOKEN, basic=("sink", "s3cret")) as rx:
-        res = CliRunner().invoke(cli, ["simulate", *sim_args, "--post", f"http://127.0.0.1:{rx.port}{path}",
+        res = CliRunner().invoke(cli, ["simulate", *sim_args, "--post", f"http://127.0.0.1:{rx.port}",
                                        "--twilio-token", TOKEN, "--basic", "sink:s3cret"])
     assert res.exit_code == 0, res.output
     assert rx.bad == [] and len(rx.bodies) == len(expected) > 50
+    assert rx.paths == {path}  # a URL without a path goes to the format's endpoint
     if fmt == "taskrouter":  # form fields: one event, checked by RequestValidator over URL + sorted params
         assert sorted(b["Sid"] for b in rx.bodies) == sorted(b["Sid"] for b in expected)
     else:  # JSON lists of CloudEvents, signed with bodySHA256

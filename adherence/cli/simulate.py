@@ -14,6 +14,8 @@ from ..simulate import FORMATS, generate, write
 from ..timeutil import local_date, parse_instant_ms, to_ms, zone
 from . import cli
 
+ENDPOINTS = {"rta": "/webhooks/rta", "taskrouter": "/webhooks/taskrouter", "eventstreams": "/webhooks/events"}
+
 _HAS_ZONE = re.compile(r"(Z|z|[+-]\d\d:?\d\d)$")
 
 
@@ -61,7 +63,7 @@ def parse_start(text: str, tz: str) -> int:
 @click.option("--exact", is_flag=True, help="RTA records without the real feed's information losses (first-sighting "
               "nulls, created records folded into accepted ones): then every format gives the same results.")
 @click.option("--post", "post_url", metavar="URL", help="POST the bodies to a running receiver, e.g. "
-              "http://127.0.0.1:8080/webhooks/rta (the endpoint matching --format).")
+              "http://127.0.0.1:8080/webhooks/rta; a URL without a path gets the endpoint matching --format.")
 @click.option("--rate", type=click.FloatRange(0, min_open=True), help="Envelopes per second (default: as fast as possible).")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Parallel connections.")
 @click.option("--twilio-token", envvar="TWILIO_AUTH_TOKEN", metavar="TOKEN",
@@ -102,6 +104,8 @@ def simulate(agents, hours, seed, start, tz, fmt, exact, out, post_url, rate, co
         credentials = (user, password)
     if post_url and not re.match(r"^https?://[^/]+", post_url):
         raise click.BadParameter(f"expected an http(s):// URL, got {post_url!r}", param_hint="--post")
+    if post_url and re.fullmatch(r"https?://[^/?#]+/?", post_url):
+        post_url = post_url.rstrip("/") + ENDPOINTS[fmt]
     try:
         sim = generate(agents, hours, seed, start_ms, tz, exact=exact)
     except ValueError as exc:
