@@ -133,9 +133,12 @@ def test_slow_clients_beyond_the_connection_limit_are_cut_off_at_the_header_dead
     with Running(signed, limits=limits) as srv, Trickle(int(srv.server.effective_port), 150) as slow:
         time.sleep(0.5)
         status, latency = signed_post(srv.url, 1)  # queued behind 100 slow clients, then served
-        time.sleep(1)
+        deadline = time.monotonic() + 10
+        while len(slow.socks) > 5 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the queued ones are accepted as slots free up, then cut in turn
     assert status == 200 and latency < 6, latency
-    assert slow.dropped >= 90, slow.dropped  # each was disconnected at its deadline, none held on
+    # every slow client was disconnected (none held on past its deadline); 5 of slack for in-flight ones
+    assert slow.dropped >= 145, (slow.dropped, latency, len(slow.socks))
 
 
 def test_a_silent_connection_is_closed_at_the_header_deadline(signed):

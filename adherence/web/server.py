@@ -77,12 +77,16 @@ class GuardedChannel(HTTPChannel):
         self.request_started: float | None = self.creation_time
 
     def received(self, data):
-        if data and self.request is None and self.request_started is None:
+        before = self.request
+        if data and before is None and self.request_started is None:
             self.request_started = time.time()
         result = super().received(data)
         if self.request is None:
             # nothing partial left: the request went to a task; the idle timeout governs from here
             self.request_started = None
+        elif self.request is not before and before is not None:
+            # a pipelined request began in the same read: its own deadline starts now
+            self.request_started = time.time()
         return result
 
 
