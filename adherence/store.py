@@ -563,10 +563,33 @@ class Store:
 
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check``: every page and index (slow on a big file). ["ok"] when sound."""
+        return _integrity_check(self._writer)
+
+
+def _integrity_check(conn: sqlite3.Connection) -> list[str]:
+    try:
+        return [r[0] for r in conn.execute("PRAGMA integrity_check(100)")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+
+
+def check_file(path: Path | str) -> list[str]:
+    """``PRAGMA integrity_check`` of the database at ``path`` without changing it (no migration, no
+    file created): ["ok"] when sound, else SQLite's findings. For ``adherence check --database``."""
+    path = Path(path)
+    try:
+        conn = connect_read_only(path)
+    except sqlite3.Error as exc:
         try:
-            return [r[0] for r in self._writer.execute("PRAGMA integrity_check(100)")]
-        except sqlite3.DatabaseError as exc:
-            return [str(exc)]
+            if not os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+                return [str(exc)]
+            conn = connect_read_only(path, immutable=True)
+        except (OSError, sqlite3.Error) as again:
+            return [str(again)]
+    try:
+        return _integrity_check(conn)
+    finally:
+        conn.close()
 
     def close(self) -> None:
         with self._readers_lock:

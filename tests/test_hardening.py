@@ -447,3 +447,8 @@ def test_check_database_passes_on_a_sound_file(workdir, clock):
     db = _filled_database(workdir, clock, records=100)
     code, out = _cli("check", "--database", "--config", str(workdir / "config.yaml"))
     assert code == 0 and f"database {db}: ok" in out, out
+
+
+def test_check_database_creates_nothing(workdir):
+    code, out = _cli("check", "--database", "--config", str(workdir / "config.yaml"))
+    assert "not created yet" in out and not (workdir / "adherence.db").exists(), out
