@@ -565,6 +565,17 @@ class Store:
         """``PRAGMA integrity_check``: every page and index (slow on a big file). ["ok"] when sound."""
         return _integrity_check(self._writer)
 
+    def close(self) -> None:
+        with self._readers_lock:
+            for c in self._all_readers:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._all_readers.clear()
+        with self._write_lock:
+            self._writer.close()
+
 
 def _integrity_check(conn: sqlite3.Connection) -> list[str]:
     try:
@@ -590,14 +601,3 @@ def check_file(path: Path | str) -> list[str]:
         return _integrity_check(conn)
     finally:
         conn.close()
-
-    def close(self) -> None:
-        with self._readers_lock:
-            for c in self._all_readers:
-                try:
-                    c.close()
-                except sqlite3.Error:
-                    pass
-            self._all_readers.clear()
-        with self._write_lock:
-            self._writer.close()
