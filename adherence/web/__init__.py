@@ -70,7 +70,11 @@ def create_app(*, engine) -> Flask:
     def _database_error(exc: sqlite3.Error) -> Any:
         # the database is unusable for now (file replaced, disk full, locked too long): the client
         # should come back later; the reason is on /health for those with the token, and in the log
-        log.error("database error: %s", exc, extra={"event": "database_error", "path": request.path})
+        from ..store import StoreUnavailable
+
+        # a refusal is expected (its reason is the message); anything else keeps its traceback in the log
+        log.error("database error: %s", exc, exc_info=not isinstance(exc, StoreUnavailable),
+                  extra={"event": "database_error", "path": request.path})
         return error_response(503, "the database is unavailable; retry later", headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)
