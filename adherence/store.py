@@ -38,8 +38,9 @@ DISK_RESERVE_BYTES = 8 * 1024 * 1024
 CHECKPOINT_MARGIN_BYTES = 64 * 1024 * 1024
 # Databases up to this size get a full quick_check at start; bigger ones a probe of every table's ends.
 QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024
-RESTORE_ADVICE = ("stop the service and restore the latest backup (see README, 'Backups'), "
-                  "or move the file aside to start with an empty database")
+RESTORE_ADVICE = ("stop the service and restore the latest backup (made with sqlite3 <database> \".backup <copy>\"; "
+                  "see 'Backups' in README.md and docs/operations.md), or move the file aside to start "
+                  "with an empty database")
 
 
 class StoreError(AdherenceError):
