@@ -57,6 +57,9 @@ class DayResult:
     # the evaluation covered the whole window (started at or before it): every exception of the day was
     # re-derived with the rules in force, so the row may carry their versions (else it keeps its own)
     complete: bool = True
+    # a day not yet final: every schedule or rule edit re-evaluates it whole, so a row it did not have yet
+    # was computed with the files in force
+    live: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,9 +209,10 @@ def evaluate_worker(
         due = now_ms + OPEN_REFRESH_MS
         next_check = due if next_check is None else min(next_check, due)
     days = []
+    live_from = live_from_ms(now_ms, tz)
     for d, around, w0, w1 in plans:
         days.append(DayResult(d, around, (w0, w1), logged_in_ms(timeline, w0, min(w1, now_ms)),
-                              schedule_version(around), start < w0))
+                              schedule_version(around), start < max(w0, monitoring_from), w1 > live_from))
         if w1 > now_ms:
             next_check = w1 if next_check is None else min(next_check, w1)
             if w0 <= now_ms and any(s.day == d for s in around):

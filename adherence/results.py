@@ -27,6 +27,8 @@ EXCEPTION_COLUMNS = [
 ADHERENCE_COLUMNS = [
     "date", "agent", "worker_sid", "team", "scheduled_seconds", "in_adherence_seconds",
     "out_of_adherence_seconds", "approved_seconds", "adherence_percent", "conformance_percent", "exceptions",
+    # appended after the contract's columns: computed with other schedules or rules than the files in force
+    "stale",
 ]
 
 
@@ -110,7 +112,7 @@ class ExceptionWriter:
 
 
 def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, f, as_of_ms: int,
-             rules_version: str | None = None, schedule_version: str | None = None) -> None:
+             rules_version: str | None = None, schedule_version: str | None = None, overwrite: bool = True) -> None:
     """Upsert one agent-day; a day with nothing scheduled and no exception keeps no row.
 
     The row records the versions of the rules and of the day's segments it was computed with, so a later
@@ -129,13 +131,16 @@ def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | 
         "logged_in_ms = excluded.logged_in_ms, adherence_percent = excluded.adherence_percent, "
         "conformance_percent = excluded.conformance_percent, exceptions = excluded.exceptions, "
         "as_of_ms = excluded.as_of_ms, "
-        # versions None: an evaluation that covered only part of the day keeps what the row was computed with
-        "rules_version = coalesce(excluded.rules_version, adherence.rules_version), "
-        "schedule_version = coalesce(excluded.schedule_version, adherence.schedule_version), "
-        "stale = CASE WHEN excluded.rules_version IS NULL THEN adherence.stale ELSE 0 END",
+        # an evaluation that covered only part of the day (not ``overwrite``) keeps what the row was computed with
+        "rules_version = CASE WHEN ? THEN excluded.rules_version "
+        "ELSE coalesce(adherence.rules_version, excluded.rules_version) END, "
+        "schedule_version = CASE WHEN ? THEN excluded.schedule_version "
+        "ELSE coalesce(adherence.schedule_version, excluded.schedule_version) END, "
+        "stale = CASE WHEN ? THEN 0 ELSE adherence.stale END",
         (worker_sid, day, agent, team, f.scheduled_ms, f.in_adherence_ms, f.out_of_adherence_ms, f.approved_ms,
          f.logged_in_ms, f.adherence_percent, f.conformance_percent, f.exceptions, as_of_ms, rules_version,
-         schedule_version),
+         schedule_version, overwrite and rules_version is not None, overwrite and rules_version is not None,
+         overwrite and rules_version is not None),
     )
 
 
@@ -188,6 +193,7 @@ def adherence_row(r: sqlite3.Row | dict) -> dict:
         "adherence_percent": _pct(r["adherence_percent"]),
         "conformance_percent": _pct(r["conformance_percent"]),
         "exceptions": r["exceptions"],
+        "stale": bool(r["stale"]),
         "logged_in_seconds": seconds(r["logged_in_ms"]),
         "as_of": iso(r["as_of_ms"]),
     }

@@ -158,8 +158,11 @@ class Runner:
             figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms)
             if d.complete:
                 save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version)
-            else:
-                save_day(conn, ev.worker_sid, key, team, figures, now_ms)  # keeps the versions it had
+            elif d.live:  # keeps the versions it had; a new row was computed with the files in force
+                save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version,
+                         overwrite=False)
+            else:  # keeps the versions it had; a new row of an older day cannot vouch for the rest of the day
+                save_day(conn, ev.worker_sid, key, team, figures, now_ms)
         return len(ev.days)
 
     def _write(self, evaluations: list[Evaluation], now_ms: int, stats: TickStats, *, record: bool,

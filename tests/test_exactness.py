@@ -248,6 +248,14 @@ def test_5_a_rule_edit_after_a_restart_reaches_only_days_not_yet_final(folder):
     assert [r for r in before[1] if r[1] < "2026-11-20"] == [r for r in days if r[1] < "2026-11-20"]
     assert {d for _, d in stale} == {"2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19"}
     assert stats.agents <= 3
+    cfg = str(folder / "config.yaml")
+    report = CliRunner().invoke(cli, ["report", "adherence", "--config", cfg, "--format", "json"])
+    assert {(r["date"], r["stale"]) for r in json.loads(report.output) if r["agent"] == "ann"} == {
+        ("2026-11-16", True), ("2026-11-17", True), ("2026-11-18", True), ("2026-11-19", True),
+        ("2026-11-20", False), ("2026-11-21", False)}
+    csv_out = CliRunner().invoke(cli, ["report", "adherence", "--config", cfg, "--format", "csv", "--agent", "ann",
+                                       "--date", "2026-11-16"]).output.splitlines()
+    assert csv_out[0].endswith(",exceptions,stale") and csv_out[1].endswith(",true")
     out = CliRunner().invoke(cli, ["recompute", "--config", str(folder / "config.yaml"), "--stale",
                                    "--at", iso(now + 120_000)])
     assert out.exit_code == 0, out.output

@@ -96,6 +96,8 @@ SCHEMAS: dict = {
             "adherence_percent": _num(True, description="Null when nothing was scheduled."),
             "conformance_percent": _num(True, description="Logged-in seconds / scheduled seconds x 100; may exceed 100."),
             "exceptions": {"type": "integer", "minimum": 0},
+            "stale": {"type": "boolean", "description": "Computed with other schedules or rules than the files "
+                      "now in force ('adherence recompute --stale' brings it up to date)."},
             "logged_in_seconds": _num(minimum=0),
             "as_of": NTIME,
         },

@@ -47,7 +47,9 @@
         el("td", { text: Adh.hms(r.scheduled_seconds) }), el("td", { text: Adh.hms(r.in_adherence_seconds) }),
         el("td", { class: "out-seconds", text: Adh.hms(r.out_of_adherence_seconds) }),
         el("td", { class: "approved-seconds", text: Adh.hms(r.approved_seconds) }),
-        el("td", { class: "adherence-pct", text: Adh.pct(r.adherence_percent) }),
+        el("td", { class: "adherence-pct", text: Adh.pct(r.adherence_percent) + (r.stale ? " (stale)" : ""),
+                   title: r.stale ? "Computed with other schedules or rules than the files in force: " +
+                                    "adherence recompute --stale brings it up to date" : "" }),
         el("td", { text: Adh.pct(r.conformance_percent) }),
         el("td", { text: String(r.exceptions) })));
     });
