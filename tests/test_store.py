@@ -59,3 +59,14 @@ def test_two_processes_starting_on_a_new_database_both_succeed(tmp_path):
         t.join()
     assert errors == []
     assert sorted(map(len, applied)) == [0, 0, 0, len(store.MIGRATIONS)]
+
+
+def test_the_start_probe_of_a_big_database_reads_every_table_including_those_without_rowid(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "QUICK_CHECK_MAX_BYTES", 0)  # as for a file too big for quick_check
+    s = store.Store(tmp_path / "big.db")
+    with s.write() as conn:
+        conn.execute("INSERT INTO evaluation VALUES ('WK1', 1)")  # a WITHOUT ROWID table
+    s.close()
+    again = store.Store(tmp_path / "big.db")
+    assert again.corruption is None
+    again.close()
