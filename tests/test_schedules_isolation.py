@@ -230,3 +230,13 @@ def test_a_team_with_members_in_a_broken_roster_is_not_an_unknown_team(tmp_path)
     assert [Path(st.file).name for st in r.broken] == ["b.yaml"]
     assert any("team 'night' has agents in" in str(w) for w in r.warnings)
     assert acts(r.schedule, "alice") == ["Available"]
+
+
+def test_a_calendar_added_after_the_roster_named_it_is_picked_up(tmp_path):
+    d = folder(tmp_path, {"roster.yaml": roster("alice", "bob", calendars={"bob": "bob.ics"})})
+    source = schedule_source(load_config(tmp_path / "config.yaml"))
+    source.check()
+    assert "calendar file 'bob.ics' not found" in " ".join(source.errors)
+    (d / "bob.ics").write_text((CALENDARS / "rrule_count_until.ics").read_text())
+    assert source.check() is True and source.status()["ok"], source.errors
+    assert source.current.segments("bob", MARCH[0], MARCH[1])

@@ -78,6 +78,12 @@ class Parsed:
     warnings: list[Problem]
     stamp: tuple
     read_at: float
+    deps: tuple = ()  # (path, existed) the reading depended on: a roster's calendar: files
+
+    def still_valid(self, path: Path) -> bool:
+        """Unchanged on disk, and so is everything its reading looked at."""
+        return (self.stamp[0] is not None and self.stamp == _stamp(path)
+                and all(p.is_file() == existed for p, existed in self.deps))
 
     @property
     def ok(self) -> bool:
@@ -102,7 +108,8 @@ def _parse(path: Path, off_names: dict[str, str], now: float) -> Parsed:
         data = None
     problems = [Problem(clip(p.message), p.file, p.line, p.path) for p in problems]
     warnings = [Problem(clip(w.message), w.file, w.line, w.path) for w in dict.fromkeys(warnings)]
-    return Parsed(str(path), kind, data, problems, warnings, stamp, now)
+    deps = tuple((c, c.is_file()) for c in data.calendars) if isinstance(data, YamlSchedule) else ()
+    return Parsed(str(path), kind, data, problems, warnings, stamp, now, deps)
 
 
 @dataclass
@@ -366,8 +373,7 @@ def load_folder(folder: Path, default_tz: str, time_off: Iterable[str] = DEFAULT
     def read(path: Path) -> Parsed:
         key = str(path)
         cached = old_parsed.get(key)
-        p = cached if cached is not None and cached.stamp == _stamp(path) and cached.stamp[0] is not None \
-            else _parse(path, off_names, now)
+        p = cached if cached is not None and cached.still_valid(path) else _parse(path, off_names, now)
         parsed[key] = p
         if p.ok:
             good[key] = p
