@@ -351,7 +351,11 @@ class Store:
                 conn.execute(f"SELECT * FROM {quoted} ORDER BY rowid DESC LIMIT 1").fetchall()
             return None
         except sqlite3.DatabaseError as exc:
-            return str(exc)
+            if _is_corruption(exc):
+                return str(exc)
+            # busy or locked (a VACUUM elsewhere): not damage, and the flag would stick for the whole run
+            log.warning("database %s: integrity probe skipped: %s", self.path, exc, extra={"event": "probe_skipped"})
+            return None
 
     # -- why writes may be refused ------------------------------------------------------
     def identity_error(self) -> str | None:

@@ -452,3 +452,32 @@ def test_check_database_passes_on_a_sound_file(workdir, clock):
 def test_check_database_creates_nothing(workdir):
     code, out = _cli("check", "--database", "--config", str(workdir / "config.yaml"))
     assert "not created yet" in out and not (workdir / "adherence.db").exists(), out
+
+
+def test_a_locked_database_at_start_is_not_taken_for_corruption(workdir, clock, monkeypatch):
+    """The corruption flag sticks for the whole run: a busy or locked probe must not set it."""
+    import sqlite3
+
+    import adherence.store as store_mod
+
+    path = _filled_database(workdir, clock, records=100)
+
+    class LockedProbe(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA quick_check"):
+                raise sqlite3.OperationalError("database is locked")
+            return super().execute(sql, *args)
+
+    def connect(p):
+        conn = sqlite3.connect(str(p), factory=LockedProbe, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        return conn
+
+    monkeypatch.setattr(store_mod, "connect", connect)
+    store = store_mod.Store(path)
+    try:
+        assert store.corruption is None
+        with store.write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('probe', 'ok')")
+    finally:
+        store.close()
