@@ -213,7 +213,8 @@ def export(agents: tuple[str, ...], fmt: str, on, start, end, team, out: Path | 
                 "have none: add email: to their roster entries, or export one agent at a time")
     _warn(result, set(keys) | {sched.agents[k].worker_sid for k in keys},
           set().union(*(_files_of(sched, k) for k in keys)) if keys else set())
-    text = to_csv(sched, keys, first, last) if fmt == "csv" else to_ics(sched, keys, first, last)
+    text = to_csv(sched, keys, first, last) if fmt == "csv" else \
+        to_ics(sched, keys, first, last, time_off=tuple(config.time_off))
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -5,7 +5,8 @@ optional ``timezone``. Each row is a segment of the shift on ``date``; all
 the rows of one agent and one date in a file form one *dated* shift, so they
 replace that agent's weekly YAML shifts on that date, exactly like a YAML
 ``date:`` shift. A row naming a time-off activity with empty start and end
-is a day off. The same reading rules as YAML apply (end at or before start:
+is a day off (any other activity there is read as a day off with that
+reason, and warned about). The same reading rules as YAML apply (end at or before start:
 the next day; a row starting earlier than its shift's first row: after
 midnight), so a spreadsheet and a YAML file that say the same thing give
 the same segments.
@@ -111,7 +112,7 @@ def parse_csv_file(path: Path, time_off: dict[str, str], problems: list[Problem]
                 problems.append(Problem(f"more than {MAX_ROWS:,} rows (split the file, e.g. one per month)", fname,
                                         line))
                 return out
-            _row(out, row, col, fname, line, time_off, groups, problems)
+            _row(out, row, col, fname, line, time_off, groups, problems, warnings)
     except csv.Error as exc:
         problems.append(Problem(f"not a CSV table: {exc}", fname, reader.line_num))
     out.shifts = list(groups.values())
@@ -119,7 +120,7 @@ def parse_csv_file(path: Path, time_off: dict[str, str], problems: list[Problem]
 
 
 def _row(out: CsvSchedule, row: list[str], col: dict[str, int], fname: str, line: int, time_off: dict[str, str],
-         groups: dict, problems: list[Problem]) -> None:
+         groups: dict, problems: list[Problem], warnings: list[Problem]) -> None:
     def cell(name: str) -> str:
         i = col.get(name)
         return row[i].strip() if i is not None and i < len(row) else ""
@@ -154,12 +155,16 @@ def _row(out: CsvSchedule, row: list[str], col: dict[str, int], fname: str, line
             return
     start, end = cell("start"), cell("end")
     if not start and not end:
-        if activity.lower() in time_off:
-            out.days_off.append(DayOffSpec([(agent, line)], [], [(day, line)], None, None,
-                                           time_off[activity.lower()], fname, line))
-        else:
-            err(f"start and end are empty: only a time-off activity ({', '.join(sorted(time_off.values()))}) "
-                "can fill a whole day")
+        reason = time_off.get(activity.lower())
+        if reason is None:
+            # a YAML day off may give any reason ("Dentist"), and an export writes it as such a row
+            reason = activity
+            warnings.append(Problem(f"start and end are empty: read as a day off with reason {short(activity)} "
+                                    f"(time-off names: {', '.join(sorted(time_off.values()))})", fname, line))
+        out.days_off.append(DayOffSpec([(agent, line)], [], [(day, line)], None, None, reason, fname, line))
+        return
+    if not start or not end:
+        err(f"{'start' if not start else 'end'} is empty (expected HH:MM; leave both empty for a day off)")
         return
     try:
         s, e, _ = parse_segment(f"{_time(start)}-{_time(end)} {activity}")

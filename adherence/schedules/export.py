@@ -54,9 +54,17 @@ def to_csv(schedule: Schedule, agents: list[str], first: date, last: date) -> st
     return out.getvalue()
 
 
-def to_ics(schedule: Schedule, agents: list[str], first: date, last: date, stamp: datetime | None = None) -> str:
-    """The same segments as an iCalendar file: one event per segment, ATTENDEE naming its agent."""
+def to_ics(schedule: Schedule, agents: list[str], first: date, last: date, stamp: datetime | None = None,
+           time_off: tuple[str, ...] = ("Day Off",)) -> str:
+    """The same segments as an iCalendar file: one event per segment, ATTENDEE naming its agent.
+
+    A calendar's all-day event is time off only under a time-off name, so a day off
+    with another reason ("Dentist") is written under the first time-off name, with
+    the reason as its DESCRIPTION.
+    """
     stamp = stamp or datetime.now(timezone.utc).replace(microsecond=0)
+    names = {str(n).strip().lower() for n in time_off}
+    fallback = next((n for n in time_off if str(n).strip().lower() == "day off"), time_off[0] if time_off else "Day Off")
     cal = icalendar.Calendar()
     cal.add("VERSION", "2.0")
     cal.add("PRODID", "-//adherence//schedule export//EN")
@@ -71,7 +79,11 @@ def to_ics(schedule: Schedule, agents: list[str], first: date, last: date, stamp
                 ev.add("DTSTAMP", stamp)
                 ev.add("DTSTART", d)
                 ev.add("DTEND", d + timedelta(days=1))
-                ev.add("SUMMARY", off)
+                if off.strip().lower() in names:
+                    ev.add("SUMMARY", off)
+                else:
+                    ev.add("SUMMARY", fallback)
+                    ev.add("DESCRIPTION", off)
                 if email:
                     ev.add("ATTENDEE", f"mailto:{email}")
                 cal.add_component(ev)
