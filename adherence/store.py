@@ -184,9 +184,17 @@ def connect_read_only(path: Path | str, immutable: bool = False) -> sqlite3.Conn
     return conn
 
 
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (extended codes keep these in the low byte)
+
+
 def _is_corruption(exc: BaseException) -> bool:
+    """Damage to the file, not a bad statement ("malformed JSON" from a json function is not)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "corrupt" in text
+    return ("database disk image is malformed" in text or "file is not a database" in text
+            or "malformed database schema" in text)
 
 
 class _Refusing:

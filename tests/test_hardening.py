@@ -481,3 +481,16 @@ def test_a_locked_database_at_start_is_not_taken_for_corruption(workdir, clock, 
             conn.execute("INSERT INTO meta (key, value) VALUES ('probe', 'ok')")
     finally:
         store.close()
+
+
+def test_a_malformed_statement_is_not_taken_for_a_damaged_file(workdir, clock):
+    import sqlite3
+
+    eng = make_engine(workdir, clock)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="malformed JSON"):
+            with eng.store.write() as conn:
+                conn.execute("SELECT json_extract('{', '$.a')")
+        assert eng.store.corruption is None and eng.store.check() is None
+    finally:
+        eng.close()
