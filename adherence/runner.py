@@ -212,6 +212,7 @@ class Runner:
                 ((local_date(now_ms, zone("UTC")) - timedelta(days=3)).isoformat(),)):
             stored[(w, day)] = ver
         for w in workers:
+            time.sleep(0)  # a request waiting for the GIL gets it between agents
             key, _, tz = self.agent_info(w)
             live = max(live_from_ms(now_ms, tz), monitoring_from)
             if rules_changed:
@@ -249,6 +250,7 @@ class Runner:
         out = set()
         one = timedelta(days=1)
         for w, rows in by_worker.items():
+            time.sleep(0)  # a request waiting for the GIL gets it between agents
             key, _, tz = self.agent_info(w)
             segs = self.segments(key, local_midnight_ms(rows[0][0] - 2 * one, tz),
                                  local_midnight_ms(rows[-1][0] + 3 * one, tz))
@@ -311,7 +313,10 @@ class Runner:
                 meta[RESULTS_ORIGIN] = monitoring_from
             items = sorted(work.items())
             for i in range(0, len(items), WRITE_CHUNK_AGENTS):
-                chunk = [self.evaluate(w, start, now, monitoring_from) for w, start in items[i:i + WRITE_CHUNK_AGENTS]]
+                chunk = []
+                for w, start in items[i:i + WRITE_CHUNK_AGENTS]:
+                    chunk.append(self.evaluate(w, start, now, monitoring_from))
+                    time.sleep(0)  # hand the GIL to a waiting request now, not at the next 5 ms switch
                 last = i + WRITE_CHUNK_AGENTS >= len(items)
                 self._write(chunk, now, stats, record=True, meta=meta if last else None)
                 for ev in chunk:
