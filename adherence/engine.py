@@ -8,6 +8,7 @@ the tests all build one, so they share the exact same code paths.
 from __future__ import annotations
 
 import logging
+import threading
 
 from .clock import SystemClock
 from .config import Config
@@ -24,18 +25,22 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, config: Config, clock=None, *, load_state: bool = True):
+    def __init__(self, config: Config, clock=None, *, load_state: bool = True, listen_first: bool = False):
+        """``listen_first``: live state is built later, by ``load_state_now`` (``serve`` calls it in the
+        background after binding, so Twilio never meets a closed port); until then the journal takes
+        webhooks on its own and the engine says it is starting."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(config.database)
         self.tracker = Tracker()
-        self.journal = Journal(self.store, self.tracker)
+        self.ready = threading.Event()  # live state built (set at once when there is none to build)
+        self.journal = Journal(self.store, None if listen_first else self.tracker)
         # None: no live state in this process (CLI verbs that evaluate read timelines from the journal)
         self.memory_from_ms = self.clock.now_ms() - MEMORY_HORIZON_MS if load_state else None
-        if load_state:
-            n = self.tracker.load_from_journal(self.store.reader, self.memory_from_ms)
-            if n:
-                log.info("restored %d snapshot(s) of %d agent(s) from the journal", n, len(self.tracker.workers()))
+        if load_state and not listen_first:
+            self._restore()
+        if not listen_first:
+            self.ready.set()
         self.schedules = schedule_source(config)
         self.rules = rule_source(config)
         self.schedules.check()
@@ -46,6 +51,28 @@ class Engine:
             schedules=self.schedules, rules=self.rules, clock=self.clock, default_tz=config.timezone,
             interval_ms=config.evaluation_interval_ms, memory_from_ms=self.memory_from_ms,
             scheduler_running=lambda: self.scheduler is not None)
+
+    def _restore(self, up_to_id: int | None = None) -> None:
+        n = self.tracker.load_from_journal(self.store.reader, self.memory_from_ms, up_to_id)
+        if n:
+            log.info("restored %d snapshot(s) of %d agent(s) from the journal", n, len(self.tracker.workers()))
+
+    def load_state_now(self) -> None:
+        """Build live state from the journal while webhooks are journaled, then catch up on them."""
+        (high,) = self.store.reader.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()
+        self._restore(high)
+        with self.store.write_lock():
+            self.journal.attach(self.tracker, high)
+        self.journal.catch_up()
+        self.ready.set()
+
+    def starting(self) -> str | None:
+        """Why the service is not serving yet (loading live state, or no evaluation has run), or None."""
+        if not self.ready.is_set():
+            return "starting: building live state from the journal (webhooks are journaled meanwhile)"
+        if self.scheduler is not None and self.runner.last_tick is None and self.runner.last_error is None:
+            return "starting: the first evaluation has not finished"
+        return None
 
     # -- scheduler ---------------------------------------------------------
     def start_scheduler(self) -> None:
@@ -71,10 +98,12 @@ class Engine:
         rules = self.rules.status()
         runner = self.runner.status()
         METRICS.set("adherence_live_agents", len(self.tracker.workers()))
-        ok = db_error is None and sched["ok"] and rules["ok"] and runner.get("ok", True)
+        starting = self.starting()
+        ok = db_error is None and sched["ok"] and rules["ok"] and runner.get("ok", True) and starting is None
         return {
             "ok": ok,
-            "status": "ok" if ok else "degraded",
+            "status": "starting" if starting and db_error is None else "ok" if ok else "degraded",
+            "starting": starting,
             "database": {"ok": db_error is None, "error": db_error, "path": str(self.config.database)},
             "agents": len(self.tracker.workers()),
             "schedules": sched,

@@ -124,6 +124,14 @@ class Journal:
         self._family: dict[str, str] = {w: "events" for w in self._event_fed}  # worker → "rta" | "events"
         self._ev_last: dict[str, tuple[int, dict]] = {}  # worker → (latest instant, state there)
 
+    def attach(self, tracker: Tracker, loaded_to_id: int) -> None:
+        """Start applying new records to ``tracker``, built from the journal up to ``loaded_to_id`` while
+        this journal already took webhooks (``serve`` listens first). Call it holding the writer lock;
+        ``catch_up`` then applies every row above ``loaded_to_id``, the ones journaled meanwhile included."""
+        self.tracker = tracker
+        self._high = loaded_to_id
+        self._local = set()
+
     def reject_body(self, body: bytes, reason: str, received_ms: int, content_type: str | None, remote: str | None) -> None:
         with self.store.write() as conn:
             conn.execute(

@@ -116,24 +116,28 @@ class Tracker:
                     dropped += i
         return dropped
 
-    def load_from_journal(self, conn: sqlite3.Connection, since_ms: int | None = None) -> int:
-        """Rebuild from the journal in journal order. Returns the number of rows applied."""
+    def load_from_journal(self, conn: sqlite3.Connection, since_ms: int | None = None,
+                          up_to_id: int | None = None) -> int:
+        """Rebuild from the journal in journal order (rows up to ``up_to_id``, when given: the rest is
+        caught up afterwards). Returns the number of rows applied."""
         rows: Iterable
+        top = (1 << 62) if up_to_id is None else up_to_id
         if since_ms is None:
             rows = conn.execute(
-                "SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms FROM journal ORDER BY id"
+                "SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms FROM journal WHERE id <= ? "
+                "ORDER BY id", (top,)
             )
         else:
             rows = conn.execute(
                 """
                 SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms FROM journal
-                WHERE at_ms >= :since
+                WHERE id <= :top AND (at_ms >= :since
                    OR id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (
                               PARTITION BY worker_sid ORDER BY at_ms DESC, id DESC) AS rn
-                              FROM journal WHERE at_ms < :since) WHERE rn = 1)
+                              FROM journal WHERE at_ms < :since AND id <= :top) WHERE rn = 1))
                 ORDER BY id
                 """,
-                {"since": since_ms},
+                {"since": since_ms, "top": top},
             )
         n = 0
         latest_id: dict[str, int] = {}

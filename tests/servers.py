@@ -21,6 +21,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.url = None
         self.log = Path(str(config) + ".log")
+        self.wait_ready = True  # start() returns once /health no longer says "starting"
 
     def start(self, timeout: float = 30) -> "Server":
         self._fh = open(self.log, "wb")
@@ -41,11 +42,14 @@ class Server:
             raise RuntimeError("server did not start: " + self.log.read_text())
         while time.time() < deadline:
             try:
-                requests.get(self.url + "/health", timeout=2)
-                return self
+                health = requests.get(self.url + "/health", timeout=2)
             except requests.ConnectionError:
                 time.sleep(0.05)
-        raise RuntimeError("server not answering")
+                continue
+            if not self.wait_ready or not _starting(health):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("server not answering, or still starting: " + self.log.read_text()[-2000:])
 
     def kill(self, sig: int = 9) -> None:
         if self.proc and self.proc.poll() is None:
@@ -59,3 +63,10 @@ class Server:
 
     def __exit__(self, *exc):
         self.kill(15)
+
+
+def _starting(resp) -> bool:
+    try:
+        return resp.json().get("status") == "starting"
+    except ValueError:
+        return False

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
+import logging
+import threading
 import json
 import signal
 import sqlite3
@@ -89,7 +92,7 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
             + "; or pass --allow-unauthenticated if something in front of it authenticates"
         )
     try:
-        engine = Engine(config)
+        engine = Engine(config, listen_first=True)  # bind first: live state loads in the background
         if engine.store.read_only:
             engine.store.require_writable()  # raises, naming the file: serve journals every request
     except AdherenceError as exc:
@@ -100,7 +103,17 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
         click.echo(f"adherence: error: database {config.database} is corrupted ({engine.store.corruption}); "
                    f"writes are refused and /health says so: {RESTORE_ADVICE}", err=True)
     server = build_server(config, engine, host, port, threads)
-    engine.start_scheduler()
+
+    def load_then_evaluate() -> None:
+        try:
+            engine.load_state_now()
+        except Exception:  # the server keeps journaling; /health says it is still starting
+            logging.getLogger("adherence").exception("could not build live state from the journal")
+            return
+        gc.freeze()  # the millions of snapshots just built are never garbage: keep the collector off them
+        engine.start_scheduler()
+
+    threading.Thread(target=load_then_evaluate, name="adherence-start", daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"adherence: listening on http://{shown}:{server.effective_port} (database {config.database})", err=True)
     if missing:

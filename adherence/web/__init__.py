@@ -47,8 +47,14 @@ def create_app(*, engine) -> Flask:
     app.register_blueprint(board.bp)
 
     @app.before_request
-    def _start_timer() -> None:
+    def _start_timer():
         g.adherence_started = time.perf_counter()
+        # while live state loads, the webhooks journal (the journal is the truth) and /health says so;
+        # reads that need live state wait
+        if not engine.ready.is_set() and request.blueprint in ("api", "board"):
+            return error_response(503, "starting: building live state from the journal; try again shortly",
+                                  headers={"Retry-After": "5"})
+        return None
 
     @app.after_request
     def _time_webhook(resp):

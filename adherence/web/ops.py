@@ -22,7 +22,7 @@ bp = Blueprint("ops", __name__)
 def health():
     engine = current_app.extensions["adherence"]
     report = engine.health()
-    ready = bool(report["database"]["ok"])
+    ready = bool(report["database"]["ok"]) and not report.get("starting")
     status = 200 if ready else 503
     if credentials() is None:
         resp = jsonify({"ok": report["ok"], "status": report["status"], "version": __version__, "ready": ready})
