@@ -50,6 +50,7 @@ class Config:
     time_off: tuple[str, ...] = DEFAULT_TIME_OFF
     retention_journal_days: int | None = None
     log_level: str = "INFO"
+    notifications: Path | None = None  # the notification file (adherence/notify), off when not set
     # the TaskRouter workspace ``adherence backfill`` reads (the auth token is auth.twilio_auth_token)
     twilio_account_sid: str | None = None
     twilio_workspace_sid: str | None = None
@@ -66,6 +67,7 @@ _SCHEMA: dict[str, Any] = {
     "timezone": ("zone", "timezone"),
     "schedules": ("path", "schedules"),
     "rules": ("path", "rules"),
+    "notifications": ("path", "notifications"),
     "time_off": ("strlist", "time_off"),
     "log_level": ("loglevel", "log_level"),
     "evaluation": {"interval": ("duration", "evaluation_interval_ms")},

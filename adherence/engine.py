@@ -15,6 +15,8 @@ from .config import Config
 from .horizons import MEMORY_HORIZON_MS
 from .journal import Journal
 from .metrics import METRICS
+from .notify.config import notification_source
+from .notify.outbox import Notifier
 from .rules import rule_source
 from .runner import Runner
 from .schedules import schedule_source
@@ -51,6 +53,15 @@ class Engine:
             schedules=self.schedules, rules=self.rules, clock=self.clock, default_tz=config.timezone,
             interval_ms=config.evaluation_interval_ms, memory_from_ms=self.memory_from_ms,
             scheduler_running=lambda: self.scheduler is not None)
+        # notifications (None when config.yaml has no ``notifications:``): decided in the runner's write
+        # transaction, delivered by the sender threads ``start_scheduler`` starts
+        self.notifier = None
+        self.sender = None
+        source = notification_source(config)
+        if source is not None:
+            source.check()
+            self.notifier = Notifier(self.store, source, self.clock)
+            self.runner.exception_listener = self.notifier.on_exceptions
 
     def _restore(self, up_to_id: int | None = None) -> None:
         n = self.tracker.load_from_journal(self.store.reader, self.memory_from_ms, up_to_id)
@@ -82,6 +93,11 @@ class Engine:
         from .scheduler import start
 
         self.scheduler = start(self)
+        if self.notifier is not None and self.sender is None:
+            from .notify.sender import Sender
+
+            self.sender = Sender(self.notifier)
+            self.sender.start()
 
     def stop_scheduler(self) -> None:
         if self.scheduler is not None:
@@ -90,6 +106,9 @@ class Engine:
 
     def close(self) -> None:
         self.stop_scheduler()
+        if self.sender is not None:
+            self.sender.stop()
+            self.sender = None
         self.store.close()
 
     def health(self) -> dict:
@@ -109,4 +128,7 @@ class Engine:
             "schedules": sched,
             "rules": rules,
             "evaluator": runner,
+            # dead letters and a broken notification file show here without failing the health check:
+            # the service still measures adherence
+            "notifications": self.notifier.status() if self.notifier is not None else {"configured": False},
         }

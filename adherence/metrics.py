@@ -49,6 +49,10 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...], tuple | None]] = {
     "adherence_tick_errors_total": ("counter", "Evaluator ticks that failed.", (), None),
     "adherence_journal_purged_total": ("counter", "Journal rows deleted by retention.", (), None),
     "adherence_rejected_purged_total": ("counter", "Rejected rows deleted by retention.", (), None),
+    "adherence_notifications_enqueued_total": ("counter", "Notification outbox changes decided (new or corrected entries).", (), None),
+    "adherence_notifications_sent_total": ("counter", "Notifications delivered, by channel type.", ("channel",), None),
+    "adherence_notification_failures_total": ("counter", "Failed delivery attempts, by channel type.", ("channel",), None),
+    "adherence_notifications_dead_total": ("counter", "Notifications dead-lettered after their last attempt.", (), None),
     "adherence_webhook_duration_seconds": ("histogram", "Time to answer a webhook request (any feed receiver).", (), WEBHOOK_BUCKETS),
     "adherence_tick_duration_seconds": ("histogram", "Duration of evaluator ticks.", (), TICK_BUCKETS),
     "adherence_tick_agents": ("gauge", "Agents evaluated in the last tick.", (), None),
@@ -173,6 +177,17 @@ class EngineCollector:
             pass
         yield opened
         yield age
+        notifier = getattr(engine, "notifier", None)
+        if notifier is not None:
+            outbox = GaugeMetricFamily("adherence_notifications_outbox",
+                                       "Notification outbox entries by channel and status (dead: dead-lettered).",
+                                       labels=["channel", "status"])
+            try:
+                for (channel, status), n in notifier.counts().items():
+                    outbox.add_metric([channel, status], n)
+            except Exception:
+                pass
+            yield outbox
 
 
 def registry_for(engine) -> CollectorRegistry:

@@ -48,9 +48,12 @@ def exception_day(start_ms: int, segments: Sequence, tz: ZoneInfo) -> date:
 class ExceptionWriter:
     """Replaces an agent's stored exceptions over a window by newly computed ones, keeping ids."""
 
-    def __init__(self, now_ms: int):
+    def __init__(self, now_ms: int, listener=None):
         self.now_ms = now_ms
         self.written = 0
+        # told of every real change (ids inserted or updated, rows deleted) inside the same transaction:
+        # the notification outbox is written there, so an alert is never lost or doubled by a crash
+        self.listener = listener
 
     def replace(self, conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, tz: ZoneInfo,
                 segments: Sequence, occurrences: Iterable, start_ms: int, store_until: int | None = None) -> None:
@@ -62,6 +65,8 @@ class ExceptionWriter:
             params.append(store_until)
         old = conn.execute(sql + " ORDER BY start_ms, id", params).fetchall()
         used: set[int] = set()
+        changed: list[int] = []
+        deleted: dict[int, dict] = {}
         segs = sorted(segments, key=lambda s: s.start)
         for occ in occurrences:
             match = None
@@ -84,13 +89,15 @@ class ExceptionWriter:
                         (*values, self.now_ms, match[0]),
                     )
                     self.written += 1
+                    changed.append(match[0])
             else:
-                conn.execute(
+                new_id = conn.execute(
                     "INSERT INTO exceptions (start_ms, end_ms, severity, scheduled_activity, actual_activity, "
                     "task_state, day, agent, team, worker_sid, rule, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (*values, worker_sid, occ.rule, self.now_ms),
-                )
+                ).lastrowid
                 self.written += 1
+                changed.append(new_id)
         for row in old:
             if row[0] not in used:
                 if row[11]:
@@ -98,6 +105,12 @@ class ExceptionWriter:
                                 row[0], worker_sid, row[1])
                 conn.execute("DELETE FROM exceptions WHERE id = ?", (row[0],))
                 self.written += 1
+                deleted[row[0]] = {"id": row[0], "worker_sid": worker_sid, "rule": row[1], "start_ms": row[2],
+                                   "end_ms": row[3], "severity": row[4], "scheduled_activity": row[5],
+                                   "actual_activity": row[6], "task_state": row[7], "day": row[8],
+                                   "agent": row[9], "team": row[10]}
+        if self.listener is not None and (changed or deleted):
+            self.listener(conn, changed, deleted, self.now_ms)
 
     @staticmethod
     def intervals(conn: sqlite3.Connection, worker_sid: str, w0: int, w1: int) -> list[tuple[int, int | None, bool]]:

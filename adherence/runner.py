@@ -91,6 +91,8 @@ class Runner:
         self._last_trim_ms = 0
         self.last_tick: TickStats | None = None
         self.last_error: str | None = None
+        # told of every exception change inside the write transaction (the notification outbox)
+        self.exception_listener = None
 
     # -- inputs -------------------------------------------------------------
     def agent_info(self, worker_sid: str) -> tuple[str, str | None, ZoneInfo]:
@@ -170,7 +172,7 @@ class Runner:
         rules_ver = rules_version(self.rules.current)
         t0 = time.perf_counter()
         with self.store.write() as conn:
-            writer = ExceptionWriter(now_ms)
+            writer = ExceptionWriter(now_ms, self.exception_listener)
             for ev in evaluations:
                 stats.days_written += self._store(conn, writer, ev, now_ms, rules_ver)
             if record:

@@ -29,6 +29,12 @@ def _tick(engine) -> None:
         engine.runner.last_error = f"{type(exc).__name__}: {exc}"
         METRICS.inc("adherence_tick_errors_total")
         raise
+    notifier = getattr(engine, "notifier", None)
+    if notifier is not None:  # what time alone changes: min_duration reached, reminders, snoozes that ran out
+        try:
+            notifier.tick(stats.at_ms)
+        except Exception:
+            log.exception("notifications: the tick's pass failed (retried at the next tick)")
     if stats.duration_s > engine.config.evaluation_interval_ms / 1000:
         log.warning("evaluation tick took %.1fs, longer than the interval", stats.duration_s)
     log.debug("tick: %s", stats.as_dict())

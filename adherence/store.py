@@ -151,6 +151,68 @@ MIGRATIONS: list[tuple[str, Any]] = [
         ALTER TABLE adherence ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        # notifications (adherence/notify): the outbox written in the transaction that changes an exception,
+        # what was announced per exception and route, snoozes, acknowledgements and their audit history
+        "0006_notifications",
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            route TEXT NOT NULL,
+            event TEXT NOT NULL,              -- opened, closed, reminder, corrected, removed, test
+            exception_id INTEGER,
+            worker_sid TEXT,
+            agent TEXT,
+            payload TEXT NOT NULL,            -- the event as JSON (the webhook body's "exception" and "previous")
+            status TEXT NOT NULL DEFAULT 'pending',   -- pending, sent, dead, cancelled
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            next_attempt_ms INTEGER NOT NULL,
+            digest_ms INTEGER,
+            sent_ms INTEGER,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox(channel, next_attempt_ms) WHERE status = 'pending';
+        CREATE INDEX outbox_pending_agent ON outbox(channel, agent, id) WHERE status = 'pending';
+        CREATE INDEX outbox_exception ON outbox(exception_id);
+        CREATE TABLE notify_state (
+            exception_id INTEGER NOT NULL,
+            route TEXT NOT NULL,
+            announced_ms INTEGER NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER,
+            reminders INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (exception_id, route)
+        ) WITHOUT ROWID;
+        CREATE TABLE snoozes (
+            id INTEGER PRIMARY KEY,
+            worker_sid TEXT,
+            exception_id INTEGER,
+            until_ms INTEGER NOT NULL,
+            by TEXT,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE INDEX snoozes_until ON snoozes(until_ms);
+        CREATE TABLE acks (
+            exception_id INTEGER PRIMARY KEY,
+            by TEXT,
+            note TEXT,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE notification_audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            action TEXT NOT NULL,             -- ack, unack, snooze, unsnooze, retry
+            worker_sid TEXT,
+            agent TEXT,
+            exception_id INTEGER,
+            by TEXT,
+            detail TEXT
+        );
+        CREATE INDEX notification_audit_at ON notification_audit(at_ms);
+        """,
+    ),
 ]
 
 

@@ -157,6 +157,21 @@ def check(config, check_database) -> None:
             warnings += [str(w) for w in rule_warnings(ruleset, schedule.activities())]
     except AdherenceError as exc:
         problems += exc.messages
+    if config.notifications is not None:
+        from ..notify.config import load_notifications
+
+        try:
+            notes = load_notifications(config.notifications, tz=config.timezone, public_url=config.server_public_url)
+            click.echo(f"notifications {config.notifications}: ok ({len(notes.channels)} channels, "
+                       f"{len(notes.routes)} routes)")
+            known = {r.name for r in ruleset.rules} if "ruleset" in locals() else None
+            for route in notes.routes:
+                for name in route.rules if known is not None else ():
+                    if name not in known:
+                        warnings.append(f"{config.notifications}: route {route.name!r} names rule {name!r}, "
+                                        f"which no rule file defines")
+        except AdherenceError as exc:
+            problems += exc.messages
     if check_database:
         problems += _check_database(config)
     for w in warnings:

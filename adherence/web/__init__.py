@@ -39,7 +39,7 @@ def create_app(*, engine) -> Flask:
     app.json.sort_keys = False  # keep fields in the documented order
     app.extensions["adherence"] = engine
 
-    from . import api, board, ops, webhooks
+    from . import api, board, notify_api, ops, webhooks  # noqa: F401 (notify_api adds its routes to api.bp)
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(ops.bp)

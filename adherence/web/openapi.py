@@ -246,6 +246,8 @@ def _csv_content(columns: list[str]) -> dict:
 
 
 def spec() -> dict:
+    from .notify_openapi import paths as notify_paths
+
     schemas = deepcopy(SCHEMAS)
     schemas["Agent"]["properties"]["today"]["properties"] = {
         k: schemas["Adherence"]["properties"][k]
@@ -370,6 +372,7 @@ def spec() -> dict:
                     **_errors(400, 401),
                 },
             }},
+            **notify_paths(),
             "/openapi.json": {"get": {
                 "summary": "This description",
                 "security": [],
