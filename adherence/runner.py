@@ -30,9 +30,11 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from .evaluate import day_figures, day_window
+from .explore import sync_roster
 from .horizons import DAY_MS, MEMORY_HORIZON_MS, WRITE_CHUNK_AGENTS
 from .metrics import METRICS
 from .policy import Evaluation, evaluate_worker, live_from_ms, plan_work, rules_version, schedule_version
+from .approvals import covering
 from .results import ExceptionWriter, save_day
 from .state import journal_timeline
 from .timeutil import iso, local_date, local_midnight_ms, zone
@@ -157,7 +159,9 @@ class Runner:
         for d in ev.days:
             w0, w1 = d.window
             intervals = writer.intervals(conn, ev.worker_sid, w0, w1)
-            figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms)
+            figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms,
+                                  periods=covering(conn, ev.worker_sid, team, w0, w1),
+                                  neutral_activities=self.rules.current.neutral_scheduled)
             if d.complete:
                 save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version)
             elif d.live:  # keeps the versions it had; a new row was computed with the files in force
@@ -306,6 +310,7 @@ class Runner:
                 reevaluate = {w: min(monitoring_from, int(stored_origin)) for w in workers}
             versions = (self.schedules.version, self.rules.version)
             if versions != self._versions:
+                sync_roster(self.store, self.schedules.current)  # names and teams beside the results
                 for w, at in self._reload_reach(now, workers, monitoring_from).items():
                     reevaluate[w] = min(at, reevaluate.get(w, at))
                 self._versions = versions

@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
+from . import explore
+
 from .errors import AdherenceError
 
 log = logging.getLogger(__name__)
@@ -213,6 +215,9 @@ MIGRATIONS: list[tuple[str, Any]] = [
         CREATE INDEX notification_audit_at ON notification_audit(at_ms);
         """,
     ),
+    # the roster beside the results, and views with names, ISO times and seconds (explore.py; README
+    # "Explore the data"), written with sqlite-utils' table and view API
+    ("0007_explore", explore.create_schema),
 ]
 
 
