@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from twilio.request_validator import RequestValidator
 
+from adherence.timeutil import iso
 from adherence.web import create_app
 
 from conftest import load_fixture, make_engine
@@ -343,6 +346,11 @@ def test_a_nearly_full_disk_refuses_writes_early_and_recovers_by_itself(small_di
         metrics = client.get("/metrics").get_data(as_text=True)
         assert "adherence_disk_free_bytes" in metrics and "adherence_database_wal_bytes" in metrics
         assert client.get("/api/agents", headers=auth).status_code == 200  # reads still work
+        clock.set(clock.now_ms() + 20 * 60_000)
+        try:  # an evaluation while the disk is full stores nothing (and says nothing was stored)
+            eng.runner.tick()
+        except Exception:  # noqa: BLE001 - the refusal itself is tested above
+            pass
         # space freed: writes resume without a restart, and the tick runs
         filler.unlink()
         resp = client.post("/webhooks/rta", data=big_body(5000), content_type="application/json")
@@ -350,6 +358,21 @@ def test_a_nearly_full_disk_refuses_writes_early_and_recovers_by_itself(small_di
         assert client.get("/health", headers=auth).get_json()["database"]["ok"] is True
         eng.runner.tick()
         assert eng.runner.status().get("last_error") is None
+        # what the failed evaluation missed is covered: stored results equal a recompute of the journal
+        live = sorted(map(tuple, eng.store.reader.execute("SELECT worker_sid, rule, start_ms, end_ms FROM exceptions")))
+        assert len(live) >= 100
+        copy = small_disk.parent / "copy.db"
+        dst = sqlite3.connect(copy)
+        eng.store.reader.backup(dst)
+        dst.execute("DELETE FROM exceptions")
+        dst.execute("DELETE FROM adherence")
+        dst.commit()
+        dst.close()
+        again = make_engine(workdir, clock, database=str(copy))
+        day = date.fromisoformat(iso(clock.now_ms())[:10])
+        again.runner.recompute(day - timedelta(days=1), day)
+        assert sorted(map(tuple, again.store.reader.execute("SELECT worker_sid, rule, start_ms, end_ms FROM exceptions"))) == live
+        again.close()
     finally:
         eng.close()
 
