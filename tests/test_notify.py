@@ -458,3 +458,55 @@ def test_notify_test_sends_a_sample_to_the_channel(tmp_path, hook):
     assert r.exit_code != 0 and "HTTP 503" in r.output
     r = CliRunner().invoke(cli, ["notify", "test", "nope", "--config", str(tmp_path / "config.yaml")])
     assert r.exit_code != 0 and "no channel 'nope'" in r.output
+
+
+def test_email_over_starttls_with_login_reaches_a_real_smtp_server(tmp_path, monkeypatch):
+    from email import message_from_bytes, policy
+
+    from notify_helpers import Mailbox
+
+    box = Mailbox(tmp_path, "adherence", "mail-pass")
+    monkeypatch.setenv("SMTP_USER", "adherence")
+    monkeypatch.setenv("SMTP_PASSWORD", "mail-pass")
+    try:
+        folder(tmp_path, """
+            - name: mail
+              channel: supervisors
+              events: [open, close]
+        """, textwrap.dedent(f"""\
+            channels:
+              supervisors:
+                type: email
+                host: 127.0.0.1
+                port: {box.port}
+                security: starttls
+                username: ${{SMTP_USER}}
+                password: ${{SMTP_PASSWORD}}
+                from: adherence@example.com
+                to: [floor@example.com, lead@example.com]
+                ca_file: {box.ca_file}
+            """), "delivery: {timeout: 2s}")  # aiosmtpd answers a refused login by going silent
+        c = N(tmp_path, T("08:55"))
+        c.send(ANN, T("09:40"), "Offline")
+        c.tick(T("09:50"))
+        c.send_all()
+        assert box.logins == [("adherence", True)]
+        (env,) = box.messages
+        assert env.mail_from == "adherence@example.com"
+        assert env.rcpt_tos == ["floor@example.com", "lead@example.com"]
+        msg = message_from_bytes(env.original_content, policy=policy.default)
+        assert msg["Subject"] == "Exception opened: ann — offline (critical) since 2026-11-24 14:40:00 UTC"
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert "https://rta.example.com/day?date=2026-11-24&agent=ann" in text
+        assert '<a href="https://rta.example.com/day?date=2026-11-24&amp;agent=ann">' in html and "<td>ann</td>" in html
+        # a wrong password is a failed attempt, retried (and dead-lettered in the end), not a crash
+        monkeypatch.setenv("SMTP_PASSWORD", "wrong")
+        c.engine.notifier.source.check()
+        c.send(ANN, T("09:55"), "Available")
+        c.tick(T("09:56"))
+        c.send_all()
+        (closed,) = c.outbox(event="closed")
+        assert closed["status"] == "pending" and closed["attempts"] == 1 and len(box.messages) == 1
+    finally:
+        box.close()
