@@ -55,6 +55,8 @@ class Config:
     twilio_account_sid: str | None = None
     twilio_workspace_sid: str | None = None
     twilio_api_url: str = "https://taskrouter.twilio.com"
+    # what the exception time inside a period approval becomes when the request does not say: neutral or in
+    period_mode: str = "neutral"
 
     @property
     def base_dir(self) -> Path:
@@ -85,6 +87,7 @@ _SCHEMA: dict[str, Any] = {
         "api_token": ("secret", "api_token"),
     },
     "retention": {"journal_days": ("posint", "retention_journal_days")},
+    "approvals": {"period_mode": ("periodmode", "period_mode")},
     "twilio": {
         "account_sid": ("secret", "twilio_account_sid"),
         "workspace_sid": ("secret", "twilio_workspace_sid"),
@@ -152,6 +155,10 @@ def _convert(kind: str, value: Any, cfg: Config) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError("expected a list of names")
         return tuple(value)
+    if kind == "periodmode":
+        if value not in ("neutral", "in"):
+            raise ValueError("expected neutral or in")
+        return value
     if kind == "loglevel":
         if str(value).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("expected DEBUG, INFO, WARNING or ERROR")

@@ -43,6 +43,7 @@ class Occurrence:
     scheduled_activity: str | None  # at ``start``
     actual_activity: str  # at ``start``
     task_state: str  # at ``start``
+    impact: str = "out"  # the rule's: "neutral" time counts neither in nor out of adherence
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def evaluate_agent(
             scheduled_activity=state[0],
             actual_activity=state[1],
             task_state=state[2],
+            impact=rules[idx].impact,
         )
         for st, idx, end, state in found
     ]
@@ -299,6 +301,7 @@ class DayFigures:
     adherence_percent: float | None
     conformance_percent: float | None
     exceptions: int
+    neutral_ms: int = 0  # scheduled time that counts neither in nor out (left out of the denominator)
 
 
 def _union(intervals) -> list[tuple[int, int]]:
@@ -326,6 +329,24 @@ def _intersect(xs: list[tuple[int, int]], ys: list[tuple[int, int]]) -> list[tup
             i += 1
         else:
             j += 1
+    return out
+
+
+def _subtract(xs: list[tuple[int, int]], ys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """xs minus ys, both merged interval lists."""
+    out = []
+    j = 0
+    for a, b in xs:
+        while j < len(ys) and ys[j][1] <= a:
+            j += 1
+        k = j
+        while a < b and k < len(ys) and ys[k][0] < b:
+            if ys[k][0] > a:
+                out.append((a, ys[k][0]))
+            a = max(a, ys[k][1])
+            k += 1
+        if a < b:
+            out.append((a, b))
     return out
 
 
@@ -388,13 +409,22 @@ def day_figures(
     timeline: Sequence[Snapshot],
     as_of_ms: int,
     logged_in: int | None = None,
+    *,
+    periods: Sequence[tuple[int, int, str]] = (),
+    neutral_activities: frozenset = frozenset(),
 ) -> DayFigures:
     """Adherence figures for ``day`` as of ``as_of_ms``.
 
     ``intervals`` are the agent's exceptions as (start, end or None while open,
-    approved). Only time before ``as_of_ms`` counts. ``logged_in``, when given,
+    approved[, impact]). Only time before ``as_of_ms`` counts. ``logged_in``, when given,
     is ``logged_in_ms`` over the day's window up to ``as_of_ms``, already known
     to the caller (the live loop adds up what it counted before).
+
+    ``periods`` are the period approvals covering the agent, as (start, end, mode): the exception time
+    inside one is excused, as neutral time (mode "neutral") or as approved, in-adherence time (mode "in").
+    Scheduled time of an activity in ``neutral_activities`` is neutral whatever happens. Neutral wins over
+    out, out over approved: every scheduled millisecond is exactly one of in, out or neutral, so
+    in + out + neutral = scheduled, and adherence = in / (scheduled - neutral).
     """
     sched = _union((s.start, min(s.end, as_of_ms)) for s in segments if s.day == day)
     scheduled = _total(sched)
@@ -402,13 +432,28 @@ def day_figures(
     def clip(a: int, b: int | None) -> tuple[int, int]:
         return a, min(as_of_ms if b is None else b, as_of_ms)
 
-    not_approved = _union(clip(a, b) for a, b, ok in intervals if not ok)
-    every = _union(clip(a, b) for a, b, _ in intervals)
-    out = _total(_intersect(not_approved, sched))
-    approved = _total(_intersect(every, sched)) - out
+    def impact(iv) -> str:
+        return iv[3] if len(iv) > 3 else "out"
+
+    counted = [iv for iv in intervals if impact(iv) != "neutral"]
+    not_approved = _union(clip(iv[0], iv[1]) for iv in counted if not iv[2])
+    every = _union(clip(iv[0], iv[1]) for iv in counted)
+    neutral_parts = [clip(iv[0], iv[1]) for iv in intervals if impact(iv) == "neutral"]
+    if neutral_activities:
+        neutral_parts += [(s.start, min(s.end, as_of_ms)) for s in segments
+                          if s.day == day and s.activity in neutral_activities]
+    if periods:
+        excused = _union((a, b) for a, b, _ in periods)
+        neutral_parts += _intersect(every, _union((a, b) for a, b, mode in periods if mode == "neutral"))
+        not_approved = _subtract(not_approved, excused)
+    neutral_iv = _intersect(_union(neutral_parts), sched)
+    neutral = _total(neutral_iv)
+    out_iv = _subtract(_intersect(not_approved, sched), neutral_iv)
+    out = _total(out_iv)
+    approved = _total(_subtract(_intersect(every, sched), neutral_iv)) - out
 
     count = 0
-    for a, b, _ in intervals:
+    for a, b, *_ in intervals:
         a, b = clip(a, b)
         if b > a:
             hit = any(max(a, x) < min(b, y) for x, y in sched)
@@ -420,7 +465,8 @@ def day_figures(
         lo, hi = day_window(day, tz, segments)
         logged_in = logged_in_ms(timeline, lo, min(hi, as_of_ms))
 
-    in_adh = scheduled - out
+    in_adh = scheduled - out - neutral
+    counted_ms = scheduled - neutral
     return DayFigures(
         day=day,
         scheduled_ms=scheduled,
@@ -428,7 +474,8 @@ def day_figures(
         out_of_adherence_ms=out,
         approved_ms=approved,
         logged_in_ms=logged_in,
-        adherence_percent=(in_adh * 100.0 / scheduled) if scheduled else None,
+        adherence_percent=(in_adh * 100.0 / counted_ms) if counted_ms else None,
         conformance_percent=(logged_in * 100.0 / scheduled) if scheduled else None,
         exceptions=count,
+        neutral_ms=neutral,
     )

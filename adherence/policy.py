@@ -83,7 +83,10 @@ def rules_version(ruleset: RuleSet | None) -> str:
     parts = [repr(sorted((k, sorted(v)) for k, v in ruleset.allowed.items()))]
     for r in ruleset.rules:
         conds = sorted((c.field, c.mode, repr(sorted(map(str, c.values or ())))) for c in r.conditions)
-        parts.append(repr((r.name, conds, r.for_ms, r.severity)))
+        # impact only when not the default: adding the key must not make every stored day stale
+        parts.append(repr((r.name, conds, r.for_ms, r.severity) + ((r.impact,) if r.impact != "out" else ())))
+    if ruleset.neutral_scheduled:
+        parts.append(repr(("neutral", sorted(ruleset.neutral_scheduled))))
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 from .errors import AdherenceError, NotFound
 from .rules import SEVERITIES
 from .results import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS, adherence_row, exception_row
-from .timeutil import parse_date
+from .timeutil import iso, parse_date
 
 
 class FilterError(AdherenceError):
@@ -136,7 +136,11 @@ def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
         sql += " LIMIT ? OFFSET ?"
         params = [*params, limit, offset]
     now = engine.clock.now_ms()
-    return [exception_row(r, now) for r in conn.execute(sql, params)], total
+    rows = [exception_row(r, now) for r in conn.execute(sql, params)]
+    from .approvals import periods_by_exception
+
+    periods_by_exception(engine, rows)
+    return rows, total
 
 
 def _all_pages(query, engine, f: Filters, page: int = 1000) -> Iterator[dict]:
@@ -178,7 +182,7 @@ def adherence_by_team(engine, f: Filters) -> list[dict]:
     rows = engine.store.reader.execute(
         f"""SELECT day, team, COUNT(*) AS agents, SUM(scheduled_ms) AS s, SUM(in_adherence_ms) AS i,
                    SUM(out_of_adherence_ms) AS o, SUM(approved_ms) AS a, SUM(logged_in_ms) AS l,
-                   SUM(exceptions) AS e
+                   SUM(exceptions) AS e, SUM(neutral_ms) AS n
             FROM adherence{where} GROUP BY day, team ORDER BY day DESC, team""",
         params,
     ).fetchall()
@@ -187,6 +191,7 @@ def adherence_by_team(engine, f: Filters) -> list[dict]:
     out = []
     for r in rows:
         s = r["s"] or 0
+        counted = s - (r["n"] or 0)
         out.append({
             "date": r["day"],
             "team": r["team"],
@@ -195,9 +200,10 @@ def adherence_by_team(engine, f: Filters) -> list[dict]:
             "in_adherence_seconds": seconds(r["i"] or 0),
             "out_of_adherence_seconds": seconds(r["o"] or 0),
             "approved_seconds": seconds(r["a"] or 0),
-            "adherence_percent": round((r["i"] or 0) / s * 100, 2) if s else None,
+            "adherence_percent": round((r["i"] or 0) / counted * 100, 2) if counted else None,
             "conformance_percent": round((r["l"] or 0) / s * 100, 2) if s else None,
             "exceptions": r["e"] or 0,
+            "neutral_seconds": seconds(r["n"] or 0),
         })
     return out
 
@@ -233,20 +239,34 @@ def adherence_days(engine, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, 
     return out
 
 
-def get_exception(engine, exc_id: int) -> dict:
+def get_exception(engine, exc_id: int, *, history: bool = False) -> dict:
     r = engine.store.reader.execute("SELECT * FROM exceptions WHERE id = ?", (exc_id,)).fetchone()
     if r is None:
         raise NotFound(f"no exception with id {exc_id}")
-    return exception_row(r, engine.clock.now_ms())
+    row = exception_row(r, engine.clock.now_ms())
+    from .approvals import audit, periods_by_exception
+
+    periods_by_exception(engine, [row])
+    if history:
+        row["history"] = audit(engine, exception_id=exc_id)
+    return row
 
 
-def set_approval(engine, exc_id: int, approved: bool, by: str | None = None, note: str | None = None) -> dict:
-    """Approve (excuse) or withdraw the approval of an exception, then refresh the agent's figures."""
+def set_approval(engine, exc_id: int, approved: bool, by: str | None = None, note: str | None = None,
+                 *, refresh: bool = True) -> dict:
+    """Approve (excuse) or withdraw the approval of an exception, then refresh the agent's figures.
+
+    The change and its audit row commit together: there is no approval without its history."""
+    from .approvals import record
+
     now = engine.clock.now_ms()
     with engine.store.write() as conn:
-        row = conn.execute("SELECT worker_sid, start_ms FROM exceptions WHERE id = ?", (exc_id,)).fetchone()
+        row = conn.execute("SELECT worker_sid, start_ms, agent, day, rule, end_ms FROM exceptions WHERE id = ?",
+                           (exc_id,)).fetchone()
         if row is None:
             raise NotFound(f"no exception with id {exc_id}")
+        record(conn, now, "approve" if approved else "withdraw", by, note, exception_id=exc_id, worker_sid=row[0],
+               agent=row[2], day=row[3], detail={"rule": row[4], "start": iso(row[1]), "end": iso(row[5])})
         if approved:
             conn.execute(
                 "UPDATE exceptions SET approved = 1, approved_by = ?, approved_at_ms = ?, note = ?, updated_ms = ? WHERE id = ?",
@@ -258,8 +278,34 @@ def set_approval(engine, exc_id: int, approved: bool, by: str | None = None, not
                 "WHERE id = ?",
                 (note, now, exc_id),
             )
-    engine.runner.refresh_days(row[0], row[1], now)
+    if refresh:
+        engine.runner.refresh_days(row[0], row[1], now)
     return get_exception(engine, exc_id)
+
+
+MAX_BULK = 1000
+
+
+def approve_many(engine, ids: list[int], by: str | None, note: str | None) -> list[dict]:
+    """Approve several exceptions (the day page's "approve selected"): each audited, each agent refreshed once,
+    from its earliest approved exception."""
+    if not ids:
+        raise FilterError("ids: at least one exception id", None)
+    if len(ids) > MAX_BULK:
+        raise FilterError(f"ids: at most {MAX_BULK} at once", None)
+    for exc_id in ids:
+        get_exception(engine, exc_id)  # every id known before anything changes
+    earliest: dict[str, int] = {}
+    rows = []
+    for exc_id in ids:
+        r = set_approval(engine, exc_id, True, by, note, refresh=False)
+        start = engine.store.reader.execute("SELECT start_ms FROM exceptions WHERE id = ?", (exc_id,)).fetchone()[0]
+        earliest[r["worker_sid"]] = min(start, earliest.get(r["worker_sid"], start))
+        rows.append(r)
+    now = engine.clock.now_ms()
+    for w, start in sorted(earliest.items()):
+        engine.runner.refresh_days(w, start, now)
+    return [get_exception(engine, r["id"]) for r in rows]
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -29,6 +29,8 @@ ADHERENCE_COLUMNS = [
     "out_of_adherence_seconds", "approved_seconds", "adherence_percent", "conformance_percent", "exceptions",
     # appended after the contract's columns: computed with other schedules or rules than the files in force
     "stale",
+    # appended: scheduled time that counts neither in nor out (neutral rules, period approvals)
+    "neutral_seconds",
 ]
 
 
@@ -58,7 +60,7 @@ class ExceptionWriter:
     def replace(self, conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | None, tz: ZoneInfo,
                 segments: Sequence, occurrences: Iterable, start_ms: int, store_until: int | None = None) -> None:
         sql = ("SELECT id, rule, start_ms, end_ms, severity, scheduled_activity, actual_activity, task_state, day, "
-               "agent, team, approved FROM exceptions WHERE worker_sid = ? AND (end_ms IS NULL OR end_ms > ?)")
+               "agent, team, impact, approved FROM exceptions WHERE worker_sid = ? AND (end_ms IS NULL OR end_ms > ?)")
         params: list = [worker_sid, start_ms]
         if store_until is not None:
             sql += " AND start_ms <= ?"
@@ -79,13 +81,13 @@ class ExceptionWriter:
                     match, best = row, dist
             day = exception_day(occ.start, segs, tz).isoformat()
             values = (occ.start, occ.end, occ.severity, occ.scheduled_activity, occ.actual_activity,
-                      occ.task_state, day, agent, team)
+                      occ.task_state, day, agent, team, occ.impact)
             if match is not None:
                 used.add(match[0])
-                if tuple(match[2:11]) != values:
+                if tuple(match[2:12]) != values:
                     conn.execute(
                         "UPDATE exceptions SET start_ms=?, end_ms=?, severity=?, scheduled_activity=?, "
-                        "actual_activity=?, task_state=?, day=?, agent=?, team=?, updated_ms=? WHERE id=?",
+                        "actual_activity=?, task_state=?, day=?, agent=?, team=?, impact=?, updated_ms=? WHERE id=?",
                         (*values, self.now_ms, match[0]),
                     )
                     self.written += 1
@@ -93,14 +95,14 @@ class ExceptionWriter:
             else:
                 new_id = conn.execute(
                     "INSERT INTO exceptions (start_ms, end_ms, severity, scheduled_activity, actual_activity, "
-                    "task_state, day, agent, team, worker_sid, rule, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "task_state, day, agent, team, impact, worker_sid, rule, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (*values, worker_sid, occ.rule, self.now_ms),
                 ).lastrowid
                 self.written += 1
                 changed.append(new_id)
         for row in old:
             if row[0] not in used:
-                if row[11]:
+                if row[12]:
                     log.warning("approved exception %s (%s, %s) no longer occurs; its approval is dropped",
                                 row[0], worker_sid, row[1])
                 conn.execute("DELETE FROM exceptions WHERE id = ?", (row[0],))
@@ -113,11 +115,11 @@ class ExceptionWriter:
             self.listener(conn, changed, deleted, self.now_ms)
 
     @staticmethod
-    def intervals(conn: sqlite3.Connection, worker_sid: str, w0: int, w1: int) -> list[tuple[int, int | None, bool]]:
+    def intervals(conn: sqlite3.Connection, worker_sid: str, w0: int, w1: int) -> list[tuple[int, int | None, bool, str]]:
         return [
-            (s, e, bool(a))
-            for s, e, a in conn.execute(
-                "SELECT start_ms, end_ms, approved FROM exceptions WHERE worker_sid = ? AND start_ms < ? "
+            (s, e, bool(a), impact)
+            for s, e, a, impact in conn.execute(
+                "SELECT start_ms, end_ms, approved, impact FROM exceptions WHERE worker_sid = ? AND start_ms < ? "
                 "AND (end_ms IS NULL OR end_ms > ?) ORDER BY start_ms",
                 (worker_sid, w1, w0),
             )
@@ -137,13 +139,13 @@ def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | 
     conn.execute(
         "INSERT INTO adherence (worker_sid, day, agent, team, scheduled_ms, in_adherence_ms, "
         "out_of_adherence_ms, approved_ms, logged_in_ms, adherence_percent, conformance_percent, exceptions, as_of_ms, "
-        "rules_version, schedule_version, stale) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) "
+        "rules_version, schedule_version, stale, neutral_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?) "
         "ON CONFLICT (worker_sid, day) DO UPDATE SET agent = excluded.agent, team = excluded.team, "
         "scheduled_ms = excluded.scheduled_ms, in_adherence_ms = excluded.in_adherence_ms, "
         "out_of_adherence_ms = excluded.out_of_adherence_ms, approved_ms = excluded.approved_ms, "
         "logged_in_ms = excluded.logged_in_ms, adherence_percent = excluded.adherence_percent, "
         "conformance_percent = excluded.conformance_percent, exceptions = excluded.exceptions, "
-        "as_of_ms = excluded.as_of_ms, "
+        "as_of_ms = excluded.as_of_ms, neutral_ms = excluded.neutral_ms, "
         # an evaluation that covered only part of the day (not ``overwrite``) keeps what the row was computed with
         "rules_version = CASE WHEN ? THEN excluded.rules_version "
         "ELSE coalesce(adherence.rules_version, excluded.rules_version) END, "
@@ -152,8 +154,8 @@ def save_day(conn: sqlite3.Connection, worker_sid: str, agent: str, team: str | 
         "stale = CASE WHEN ? THEN 0 ELSE adherence.stale END",
         (worker_sid, day, agent, team, f.scheduled_ms, f.in_adherence_ms, f.out_of_adherence_ms, f.approved_ms,
          f.logged_in_ms, f.adherence_percent, f.conformance_percent, f.exceptions, as_of_ms, rules_version,
-         schedule_version, overwrite and rules_version is not None, overwrite and rules_version is not None,
-         overwrite and rules_version is not None),
+         schedule_version, f.neutral_ms, overwrite and rules_version is not None,
+         overwrite and rules_version is not None, overwrite and rules_version is not None),
     )
 
 
@@ -190,6 +192,7 @@ def exception_row(r: sqlite3.Row | dict, now_ms: int) -> dict:
         "day": r["day"],
         "approved_by": r["approved_by"],
         "approved_at": iso(r["approved_at_ms"]),
+        "impact": r["impact"],
     }
 
 
@@ -207,6 +210,7 @@ def adherence_row(r: sqlite3.Row | dict) -> dict:
         "conformance_percent": _pct(r["conformance_percent"]),
         "exceptions": r["exceptions"],
         "stale": bool(r["stale"]),
+        "neutral_seconds": seconds(r["neutral_ms"]),
         "logged_in_seconds": seconds(r["logged_in_ms"]),
         "as_of": iso(r["as_of_ms"]),
     }

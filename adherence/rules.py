@@ -27,8 +27,12 @@ SEVERITIES = ("info", "warning", "critical")
 RULE_PATTERNS = ("*.yaml", "*.yml")
 CONDITION_FIELDS = ("scheduled", "activity", "task", "team")
 TOP_KEYS = ("allowed", "rules")
-RULE_KEYS = ("name", "description", "when", "for", "severity", "labels")
+RULE_KEYS = ("name", "description", "when", "for", "severity", "labels", "impact")
 DEFAULT_SEVERITY = "warning"
+# What a rule's (or an allowed entry's) time does to adherence: ``out`` counts against it; ``neutral`` counts
+# neither way and leaves the denominator (Calabrio's In/Out/Neutral, Genesys' ignored categories).
+IMPACTS = ("out", "neutral")
+ALLOWED_KEYS = ("activities", "impact")
 
 # Condition modes
 ANY = "any"
@@ -90,6 +94,7 @@ class Rule:
     labels: dict
     file: str
     line: int
+    impact: str = "out"
 
     def condition(self, field_name: str) -> Condition:
         for c in self.conditions:
@@ -132,6 +137,8 @@ class RuleSet:
     files: tuple[str, ...] = ()
     # where each ``allowed`` key was written: activity -> (file, line)
     allowed_sources: dict = field(default_factory=dict, compare=False, repr=False)
+    # scheduled activities whose whole scheduled time is neutral (an ``allowed`` entry with ``impact: neutral``)
+    neutral_scheduled: frozenset = frozenset()
     # evaluator cache: team -> {(scheduled, activity, task): bitmask of rules that hold}
     _masks: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
@@ -195,6 +202,7 @@ def load_rules(folder_or_files: str | os.PathLike | Iterable[str | os.PathLike])
     files, problems = _files_of(folder_or_files)
     allowed: dict[str, frozenset[str]] = {}
     allowed_sources: dict[str, tuple[str, int]] = {}
+    neutral: set[str] = set()
     rules: list[Rule] = []
     seen: dict[str, Rule] = {}
     for path in files:
@@ -204,7 +212,7 @@ def load_rules(folder_or_files: str | os.PathLike | Iterable[str | os.PathLike])
         except YamlSyntaxError as exc:
             problems.append(exc.problem)
             continue
-        _parse_file(data, fname, allowed, allowed_sources, rules, seen, problems)
+        _parse_file(data, fname, allowed, allowed_sources, rules, seen, problems, neutral)
     if not problems and not rules:
         problems.append(Problem("no rules defined (expected a `rules:` list in at least one file)", _where(files)))
     if problems:
@@ -214,6 +222,7 @@ def load_rules(folder_or_files: str | os.PathLike | Iterable[str | os.PathLike])
         rules=tuple(rules),
         files=tuple(str(f) for f in files),
         allowed_sources=allowed_sources,
+        neutral_scheduled=frozenset(neutral),
     )
 
 
@@ -221,7 +230,7 @@ def _where(files: list[Path]) -> str | None:
     return str(files[0].parent) if files else None
 
 
-def _parse_file(data, fname, allowed, allowed_sources, rules, seen, problems) -> None:
+def _parse_file(data, fname, allowed, allowed_sources, rules, seen, problems, neutral=None) -> None:
     if data is None:
         problems.append(Problem("empty rule file (expected `allowed:` and/or `rules:`)", fname, 1))
         return
@@ -236,7 +245,8 @@ def _parse_file(data, fname, allowed, allowed_sources, rules, seen, problems) ->
     if not any(k in data for k in TOP_KEYS):
         problems.append(Problem("expected `allowed:` and/or `rules:`", fname, data.line or 1))
     if "allowed" in data:
-        _parse_allowed(data["allowed"], fname, data.line_of("allowed"), allowed, allowed_sources, problems)
+        _parse_allowed(data["allowed"], fname, data.line_of("allowed"), allowed, allowed_sources, problems,
+                       neutral if neutral is not None else set())
     if "rules" in data:
         value = data["rules"]
         line = data.line_of("rules")
@@ -261,7 +271,7 @@ def _parse_file(data, fname, allowed, allowed_sources, rules, seen, problems) ->
             rules.append(rule)
 
 
-def _parse_allowed(value, fname, line, allowed, allowed_sources, problems) -> None:
+def _parse_allowed(value, fname, line, allowed, allowed_sources, problems, neutral) -> None:
     if value is None:
         return
     if not isinstance(value, dict):
@@ -274,6 +284,20 @@ def _parse_allowed(value, fname, line, allowed, allowed_sources, problems) -> No
         if not isinstance(sched, str) or not sched.strip():
             problems.append(Problem(f"allowed: expected a scheduled activity name, got {sched!r}", fname, kline))
             continue
+        impact = "out"
+        if isinstance(acts, dict):  # {activities: [...], impact: neutral}
+            bad = [k for k in acts if k not in ALLOWED_KEYS]
+            for k in bad:
+                problems.append(Problem(f"allowed.{sched}: unknown key {k!r} (expected one of: "
+                                        f"{', '.join(ALLOWED_KEYS)})", fname, acts.line_of(k)))
+            impact = acts.get("impact", "out")
+            if impact not in IMPACTS:
+                problems.append(Problem(f"allowed.{sched}.impact: expected one of {', '.join(IMPACTS)}, got {impact!r}",
+                                        fname, acts.line_of("impact")))
+                continue
+            if bad:
+                continue
+            acts = acts.get("activities", [sched])
         if isinstance(acts, str):
             acts = [acts]
         if not isinstance(acts, list) or not acts or not all(isinstance(a, str) and a.strip() for a in acts):
@@ -294,6 +318,8 @@ def _parse_allowed(value, fname, line, allowed, allowed_sources, problems) -> No
             continue
         allowed[sched] = frozenset(acts)
         allowed_sources[sched] = (fname, kline)
+        if impact == "neutral":
+            neutral.add(sched)
 
 
 def _parse_rule(item, fname, line, problems) -> Rule | None:
@@ -358,6 +384,11 @@ def _parse_rule(item, fname, line, problems) -> Rule | None:
         labels = {}
     labels = {k: str(v) for k, v in labels.items()}
 
+    impact = item.get("impact", "out")
+    if impact not in IMPACTS:
+        problems.append(Problem(f"{label}impact: expected one of {', '.join(IMPACTS)}, got {impact!r}", fname,
+                                item.line_of("impact")))
+
     conditions: tuple[Condition, ...] = ()
     if "when" not in item:
         problems.append(
@@ -377,6 +408,7 @@ def _parse_rule(item, fname, line, problems) -> Rule | None:
         labels=labels,
         file=fname,
         line=line,
+        impact=impact,
     )
 
 

@@ -41,7 +41,7 @@ CASE_KEYS = (
     "adherence",
 )
 EXCEPTION_KEYS = ("rule", "start", "end", "severity", "scheduled_activity", "actual_activity", "task_state")
-DURATION_FIGURES = ("scheduled", "in_adherence", "out_of_adherence", "approved", "logged_in")
+DURATION_FIGURES = ("scheduled", "in_adherence", "out_of_adherence", "approved", "logged_in", "neutral")
 PERCENT_FIGURES = ("adherence_percent", "conformance_percent")
 FIGURE_KEYS = (
     DURATION_FIGURES + tuple(f"{k}_seconds" for k in DURATION_FIGURES) + PERCENT_FIGURES + ("exceptions",)
@@ -545,10 +545,10 @@ def _run_case(case: _Case, ruleset: RuleSet) -> CaseResult:
 
     if case.adherence:
         approved_keys = {(rule, st) for rule, st, _ in case.approve}
-        intervals = [(o.start, o.end, (o.rule, o.start) in approved_keys) for o in got]
+        intervals = [(o.start, o.end, (o.rule, o.start) in approved_keys, o.impact) for o in got]
         day = next((d for d in result.days if d.day == case.day), None)
         figures = day_figures(case.day, case.tz, day.segments if day else [], intervals, (), case.eval_ms,
-                              day.logged_in_ms if day else 0)
+                              day.logged_in_ms if day else 0, neutral_activities=ruleset.neutral_scheduled)
         diff.extend(_compare_figures(case.adherence, figures))
     return CaseResult(case.file, case.line, case.name, not diff, diff)
 

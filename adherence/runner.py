@@ -34,6 +34,7 @@ from .explore import sync_roster
 from .horizons import DAY_MS, MEMORY_HORIZON_MS, WRITE_CHUNK_AGENTS
 from .metrics import METRICS
 from .policy import Evaluation, evaluate_worker, live_from_ms, plan_work, rules_version, schedule_version
+from .approvals import covering
 from .results import ExceptionWriter, save_day
 from .state import journal_timeline
 from .timeutil import iso, local_date, local_midnight_ms, zone
@@ -158,7 +159,9 @@ class Runner:
         for d in ev.days:
             w0, w1 = d.window
             intervals = writer.intervals(conn, ev.worker_sid, w0, w1)
-            figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms)
+            figures = day_figures(d.day, tz, d.segments, intervals, (), now_ms, d.logged_in_ms,
+                                  periods=covering(conn, ev.worker_sid, team, w0, w1),
+                                  neutral_activities=self.rules.current.neutral_scheduled)
             if d.complete:
                 save_day(conn, ev.worker_sid, key, team, figures, now_ms, rules_ver, d.schedule_version)
             elif d.live:  # keeps the versions it had; a new row was computed with the files in force

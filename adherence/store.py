@@ -218,6 +218,47 @@ MIGRATIONS: list[tuple[str, Any]] = [
     # the roster beside the results, and views with names, ISO times and seconds (explore.py; README
     # "Explore the data"), written with sqlite-utils' table and view API
     ("0007_explore", explore.create_schema),
+    (
+        # neutral time (a rule's impact, kept with each exception), period approvals (inputs, like the
+        # approval of one exception: a recompute reads them) and the audit history (append only).
+        # approval_periods.scope is agent, team or all; target the worker SID or team (NULL for all); mode
+        # neutral or in. audit.action is approve, withdraw, period_approve or period_withdraw; detail is JSON.
+        "0008_neutral_periods_audit",
+        """
+        ALTER TABLE exceptions ADD COLUMN impact TEXT NOT NULL DEFAULT 'out';
+        ALTER TABLE adherence ADD COLUMN neutral_ms INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE approval_periods (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,
+            target TEXT,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            mode TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_by TEXT,
+            created_ms INTEGER NOT NULL,
+            withdrawn_by TEXT,
+            withdrawn_ms INTEGER
+        );
+        CREATE INDEX approval_periods_active ON approval_periods(start_ms) WHERE withdrawn_ms IS NULL;
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            by TEXT,
+            action TEXT NOT NULL,
+            exception_id INTEGER,
+            period_id INTEGER,
+            worker_sid TEXT,
+            agent TEXT,
+            day TEXT,
+            note TEXT,
+            detail TEXT
+        );
+        CREATE INDEX audit_exception ON audit(exception_id);
+        CREATE INDEX audit_worker_day ON audit(worker_sid, day);
+        CREATE INDEX audit_at ON audit(at_ms);
+        """,
+    ),
 ]
 
 

@@ -3,7 +3,8 @@
 Hypothesis interleaves, at random instants over three days: live ingest through the webhook and ingest by
 a second process (a replay), late and duplicate records, records older than monitoring start, ``kill -9``
 of the evaluating process in the middle of a tick and clean restarts, fresh ``evaluate --at`` processes,
-schedule and rule edits, and approvals. After every step (and the tick the service would run next):
+schedule and rule edits, approvals, and period approvals (of an agent, a team or everyone; neutral or
+in adherence) and their withdrawal, with a neutral rule overlapping an "out" one. After every step (and the tick the service would run next):
 
 * the stored exceptions equal a recompute of the same days into a fresh database holding only the journal
   and the approvals, and a recompute in place changes nothing, exception ids included;
@@ -32,6 +33,7 @@ from adherence.clock import FixedClock
 from adherence.config import load_config
 from adherence.engine import Engine
 from adherence.journal import Journal
+from adherence.approvals import create_period, withdraw_period
 from adherence.queries import set_approval
 from adherence.store import Store
 from adherence.timeutil import iso, parse_instant_ms
@@ -61,8 +63,17 @@ shifts:
 """)
 
 
+NEUTRAL_RULE = """
+  - name: break-when-scheduled-available-is-neutral
+    when: {scheduled: Available, activity: Break}
+    for: 2m
+    impact: neutral
+"""
+
+
 def write_rules(folder: Path, version: int) -> None:
-    text = (REPO / "rules" / "default.yaml").read_text()
+    # a neutral rule overlapping an "out" one (Break when scheduled Available), so neutral time is exercised
+    text = (REPO / "rules" / "default.yaml").read_text() + NEUTRAL_RULE
     if version:
         text = text.replace("for: 5m", "for: 20m")
     (folder / "rules" / "default.yaml").write_text(text)
@@ -107,6 +118,10 @@ step = st.one_of(
     st.tuples(st.just("schedule")),
     st.tuples(st.just("rules")),
     st.tuples(st.just("approve"), st.integers(0, 1000), st.booleans()),
+    # a period approval (an agent, a team, everyone) over [now - back, now - back + length], or a withdrawal
+    st.tuples(st.just("period"), st.sampled_from(["ann", "cat", "tier1", "tier2", None]),
+              st.integers(0, 20 * HOUR), st.integers(MIN, 3 * HOUR), st.sampled_from(["neutral", "in"])),
+    st.tuples(st.just("withdraw"), st.integers(0, 1000)),
 )
 
 
@@ -192,6 +207,16 @@ class World:
             ids = [r[0] for r in self.engine.store.reader.execute("SELECT id FROM exceptions ORDER BY id")]
             if ids:
                 set_approval(self.engine, ids[s[1] % len(ids)], s[2], "prop", "excused")
+        elif kind == "period":
+            _, who, back, length, mode = s
+            scope = "all" if who is None else "team" if who.startswith("tier") else "agent"
+            start = max(DAY0, self.now - back)
+            create_period(self.engine, scope, who, start, start + length, mode, "outage", "prop")
+        elif kind == "withdraw":
+            ids = [r[0] for r in self.engine.store.reader.execute(
+                "SELECT id FROM approval_periods WHERE withdrawn_ms IS NULL ORDER BY id")]
+            if ids:
+                withdraw_period(self.engine, ids[s[1] % len(ids)], "prop")
 
     def advance(self, ms: int) -> None:
         self.now += ms
@@ -207,9 +232,9 @@ def _touch(path: Path) -> None:
 
 
 EXC = ("id, worker_sid, rule, start_ms, end_ms, day, severity, scheduled_activity, actual_activity, task_state, "
-       "approved")
+       "approved, impact")
 DAYS = ("worker_sid, day, agent, team, scheduled_ms, in_adherence_ms, out_of_adherence_ms, approved_ms, "
-        "logged_in_ms, adherence_percent, conformance_percent, exceptions")
+        "logged_in_ms, adherence_percent, conformance_percent, exceptions, neutral_ms")
 
 
 def snapshot(db: Path, skip: set) -> tuple[list, list, dict]:
@@ -224,7 +249,7 @@ def snapshot(db: Path, skip: set) -> tuple[list, list, dict]:
 
 def recompute_copy(world: World, name: str, now: int, keep: str) -> Path:
     """A copy of the live database recomputed as of ``now``: ``keep`` = "all" (in place), or "approvals"
-    (a fresh database: the journal and the approved exceptions only, as the approvals' input)."""
+    (a fresh database: the journal, the approved exceptions and the period approvals only, the inputs)."""
     path = world.folder / name
     path.unlink(missing_ok=True)
     src, dst = sqlite3.connect(world.folder / "live.db"), sqlite3.connect(path)

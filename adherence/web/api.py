@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import time
+from datetime import timedelta
 from typing import Any, Callable, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -41,7 +42,18 @@ from ..queries import (
     open_exceptions,
     set_approval,
 )
-from ..timeutil import iso, local_date, zone
+from ..approvals import (
+    AUDIT_COLUMNS,
+    PeriodError,
+    audit,
+    create_period,
+    get_period,
+    iter_audit,
+    list_periods,
+    withdraw_period,
+)
+from ..queries import approve_many
+from ..timeutil import iso, local_date, local_midnight_ms, parse_instant_ms, zone
 from . import error_response
 
 bp = Blueprint("api", __name__)
@@ -57,7 +69,7 @@ MAX_BY = 200
 
 TEAM_COLUMNS = [
     "date", "team", "agents", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds",
-    "approved_seconds", "adherence_percent", "conformance_percent", "exceptions",
+    "approved_seconds", "adherence_percent", "conformance_percent", "exceptions", "neutral_seconds",
 ]
 EXCEPTION_FILTERS = ("date", "from", "to", "agent", "team", "rule", "severity", "status", "approved")
 ADHERENCE_FILTERS = ("date", "from", "to", "team", "agent")
@@ -164,6 +176,11 @@ def _bad_request(exc: BadRequest):
 
 @bp.errorhandler(FilterError)
 def _bad_filter(exc: FilterError):
+    return error_response(400, str(exc), str(exc).split("; "))
+
+
+@bp.errorhandler(PeriodError)
+def _bad_period(exc: PeriodError):
     return error_response(400, str(exc), str(exc).split("; "))
 
 
@@ -303,7 +320,7 @@ def _exception_id(raw: str) -> int:
 
 @bp.get("/api/exceptions/<exc_id>")
 def one_exception(exc_id: str):
-    return jsonify({"ok": True, "exception": get_exception(_engine(), _exception_id(exc_id))})
+    return jsonify({"ok": True, "exception": get_exception(_engine(), _exception_id(exc_id), history=True)})
 
 
 @bp.get("/api/adherence")
@@ -379,6 +396,163 @@ def unapprove(exc_id: str):
     return _approval(exc_id, False)
 
 
+def _json_object(allowed: tuple[str, ...], example: str, optional: bool = False) -> dict[str, Any]:
+    """A strict JSON object body: unknown fields are errors, not ignored."""
+    raw = request.get_data(cache=True)
+    if not raw.strip() and optional:
+        return {}
+    if not request.is_json:
+        raise BadRequest(f"expected Content-Type: application/json, got {request.mimetype or 'none'!r}", status=415)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest(f"expected a JSON object like {example}")
+    unknown = [f"unknown field {k!r} (expected {', '.join(allowed)})" for k in body if k not in allowed]
+    if unknown:
+        raise BadRequest("; ".join(unknown), unknown)
+    return body
+
+
+def _text(body: dict, key: str, limit: int) -> str | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise BadRequest(f"{key}: expected text, got {type(v).__name__}")
+    if len(v) > limit:
+        raise BadRequest(f"{key}: at most {limit} characters")
+    return v.strip() or None
+
+
+@bp.post("/api/exceptions/approve")
+def approve_selected():
+    """Bulk approval: the day page's "approve selected"."""
+    body = _json_object(("ids", "note", "by"), '{"ids": [1, 2], "note": "...", "by": "..."}')
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 10**18
+                                            for i in ids):
+        raise BadRequest("ids: expected a list of exception ids (positive whole numbers)")
+    by = _text(body, "by", MAX_BY)
+    if not by:
+        raise BadRequest("by: who approves is required (a name)")
+    try:
+        rows = approve_many(_engine(), list(dict.fromkeys(ids)), by, _text(body, "note", MAX_NOTE))
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    log.info("%d exceptions approved", len(rows), extra={"event": "approval", "exceptions": ids, "by": by})
+    return jsonify({"ok": True, "exceptions": rows})
+
+
+# -- period approvals and the audit history ----------------------------------------
+
+PERIOD_FIELDS = ("agent", "team", "start", "end", "mode", "reason", "by")
+
+
+def _instant(body: dict, key: str) -> int:
+    v = body.get(key)
+    if not isinstance(v, str):
+        raise BadRequest(f"{key}: required, an ISO-8601 instant such as 2026-11-25T15:00:00Z")
+    try:
+        return parse_instant_ms(v)
+    except ValueError as exc:
+        raise BadRequest(f"{key}: {exc}") from None
+
+
+@bp.post("/api/periods")
+def create_period_view():
+    body = _json_object(PERIOD_FIELDS, '{"team": "tier1", "start": "...Z", "end": "...Z", "reason": "Flex outage"}')
+    if body.get("agent") and body.get("team"):
+        raise BadRequest("give either agent or team (or neither, for everyone), not both")
+    agent, team = _text(body, "agent", MAX_BY), _text(body, "team", MAX_BY)
+    scope, target = ("agent", agent) if agent else ("team", team) if team else ("all", None)
+    start, end = _instant(body, "start"), _instant(body, "end")
+    mode = body.get("mode")
+    if mode is not None and not isinstance(mode, str):
+        raise BadRequest("mode: expected neutral or in")
+    period = create_period(_engine(), scope, target, start, end, mode, _text(body, "reason", MAX_NOTE) or "",
+                           _text(body, "by", MAX_BY))
+    log.info("period approval %s created", period["id"], extra={"event": "period_approval", "period": period})
+    return jsonify({"ok": True, "period": period}), 201
+
+
+def _period_id(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise BadRequest(f"no period approval with id {raw!r}", status=404)
+    return int(raw)
+
+
+@bp.get("/api/periods/<pid>")
+def one_period(pid: str):
+    try:
+        return jsonify({"ok": True, "period": get_period(_engine(), _period_id(pid))})
+    except NotFound as exc:
+        return error_response(404, str(exc))
+
+
+@bp.delete("/api/periods/<pid>")
+@bp.post("/api/periods/<pid>/withdraw")
+def withdraw_period_view(pid: str):
+    body = _json_object(("by", "note"), '{"by": "...", "note": "..."}', optional=True)
+    try:
+        period = withdraw_period(_engine(), _period_id(pid), _text(body, "by", MAX_BY), _text(body, "note", MAX_NOTE))
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    log.info("period approval %s withdrawn", pid, extra={"event": "period_approval", "period": period})
+    return jsonify({"ok": True, "period": period})
+
+
+def _day_bounds(f: Filters) -> tuple[int | None, int | None]:
+    """UTC bounds that cover the local days asked for in every zone (a day is at most 14 h off UTC)."""
+    first = f.date or f.start
+    last = f.date or f.end
+    lo = local_midnight_ms(first, zone("UTC")) - 14 * 3_600_000 if first else None
+    hi = local_midnight_ms(last + timedelta(days=1), zone("UTC")) + 14 * 3_600_000 if last else None
+    return lo, hi
+
+
+@bp.get("/api/periods")
+def list_periods_view():
+    engine = _engine()
+    args = _args()
+    _check_unknown(args, ("date", "from", "to", "agent", "team"))
+    f = _filters(args, ("date", "from", "to", "agent", "team"))
+    lo, hi = _day_bounds(f)
+    worker = team = None
+    if f.agent:
+        from ..queries import _resolve_agent
+
+        worker = _resolve_agent(engine, f.agent)
+        team = engine.runner.agent_info(worker)[1]
+    elif f.team:
+        team = f.team
+    rows = list_periods(engine, lo, hi, worker_sid=worker, team=team)
+    return jsonify({"ok": True, "periods": rows, "total": len(rows)})
+
+
+@bp.get("/api/audit")
+def list_audit():
+    engine = _engine()
+    args = _args()
+    _check_unknown(args, ("date", "from", "to", "agent", "exception"))
+    as_csv = _wants_csv(args)
+    limit, offset = _paging(args)
+    f = _filters({k: v for k, v in args.items() if k != "exception"}, ("date", "from", "to", "agent"))
+    kw: dict[str, Any] = {}
+    if args.get("exception"):
+        kw["exception_id"] = _exception_id(args["exception"])
+    if f.agent:
+        from ..queries import _resolve_agent
+
+        kw["worker_sid"] = _resolve_agent(engine, f.agent)
+    first = f.date or f.start
+    last = f.date or f.end
+    kw["first"] = first.isoformat() if first else None
+    kw["last"] = last.isoformat() if last else None
+    if as_csv:
+        return _csv("audit" + _suffix(f), iter_audit(engine, **kw), AUDIT_COLUMNS)
+    rows = audit(engine, **kw)
+    return _page("audit", rows[offset:offset + limit], len(rows), limit, offset)
+
+
 # -- the live board's data -------------------------------------------------------
 
 
@@ -444,7 +618,8 @@ def agents_now(engine) -> tuple[list[dict], str]:
             ],
             "today": None if fig is None else {
                 k: fig[k] for k in ("date", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds",
-                                    "approved_seconds", "adherence_percent", "conformance_percent", "exceptions")
+                                    "approved_seconds", "adherence_percent", "conformance_percent", "exceptions",
+                                    "neutral_seconds")
             },
         })
     rows.sort(key=lambda r: (r["team"] is None, r["team"] or "", str(r["name"]).lower(), r["worker_sid"]))

@@ -78,6 +78,12 @@ SCHEMAS: dict = {
             "day": {**DATE, "description": "The agent-local day the exception belongs to."},
             "approved_by": _str(True),
             "approved_at": NTIME,
+            "impact": {"type": "string", "enum": ["out", "neutral"],
+                       "description": "The rule's: neutral time counts neither in nor out of adherence."},
+            "excused_by": {"type": "array", "items": {"type": "integer"},
+                           "description": "Period approvals in force that overlap it."},
+            "history": {"type": "array", "items": _ref("AuditEntry"),
+                        "description": "Its approvals and withdrawals, oldest first (one exception only)."},
         },
     },
     "Adherence": {
@@ -98,6 +104,8 @@ SCHEMAS: dict = {
             "exceptions": {"type": "integer", "minimum": 0},
             "stale": {"type": "boolean", "description": "Computed with other schedules or rules than the files "
                       "now in force ('adherence recompute --stale' brings it up to date)."},
+            "neutral_seconds": _num(minimum=0, description="Scheduled time that counts neither in nor out; "
+                                    "adherence = in / (scheduled - neutral)."),
             "logged_in_seconds": _num(minimum=0),
             "as_of": NTIME,
         },
@@ -117,6 +125,7 @@ SCHEMAS: dict = {
             "adherence_percent": _num(True),
             "conformance_percent": _num(True),
             "exceptions": {"type": "integer", "minimum": 0},
+            "neutral_seconds": _num(minimum=0),
         },
     },
     "OpenException": {
@@ -247,12 +256,14 @@ def _csv_content(columns: list[str]) -> dict:
 
 def spec() -> dict:
     from .notify_openapi import paths as notify_paths
+    from .review_openapi import SCHEMAS as REVIEW_SCHEMAS, paths as review_paths
 
     schemas = deepcopy(SCHEMAS)
+    schemas.update(deepcopy(REVIEW_SCHEMAS))
     schemas["Agent"]["properties"]["today"]["properties"] = {
         k: schemas["Adherence"]["properties"][k]
         for k in ("date", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds",
-                  "approved_seconds", "adherence_percent", "conformance_percent", "exceptions")
+                  "approved_seconds", "adherence_percent", "conformance_percent", "exceptions", "neutral_seconds")
     }
     one = {
         "200": {"description": "The exception.",
@@ -373,6 +384,7 @@ def spec() -> dict:
                 },
             }},
             **notify_paths(),
+            **review_paths(_errors),
             "/openapi.json": {"get": {
                 "summary": "This description",
                 "security": [],

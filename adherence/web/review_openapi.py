@@ -1,0 +1,161 @@
+"""OpenAPI for the planner's review paths: bulk approval, period approvals and the audit history.
+
+Kept apart from ``openapi.py`` so each feature's description sits in one place; ``openapi.spec`` merges it
+and ``tests/test_openapi.py`` checks it against the app like the rest.
+"""
+
+from __future__ import annotations
+
+from ..approvals import AUDIT_COLUMNS, PERIOD_MODES
+from .api import DEFAULT_LIMIT, MAX_BY, MAX_LIMIT, MAX_NOTE
+
+TIME = {"type": "string", "format": "date-time", "description": "ISO-8601 UTC with Z", "example": "2026-11-24T14:40:00Z"}
+NTIME = {**TIME, "nullable": True}
+DATE = {"type": "string", "format": "date", "example": "2026-11-24"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _q(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema,
+            "allowEmptyValue": True}
+
+
+SCHEMAS = {
+    "Period": {
+        "type": "object",
+        "description": "A period approval: the exception time inside it is excused (neutral or in adherence).",
+        "required": ["id", "scope", "target", "start", "end", "mode", "reason", "by", "created_at", "withdrawn"],
+        "properties": {
+            "id": {"type": "integer"},
+            "scope": {"type": "string", "enum": ["agent", "team", "all"]},
+            "target": {"type": "string", "nullable": True, "description": "Worker SID or team; null for all."},
+            "start": TIME,
+            "end": TIME,
+            "mode": {"type": "string", "enum": list(PERIOD_MODES)},
+            "reason": {"type": "string"},
+            "by": {"type": "string", "nullable": True},
+            "created_at": TIME,
+            "withdrawn": {"type": "boolean"},
+            "withdrawn_by": {"type": "string", "nullable": True},
+            "withdrawn_at": NTIME,
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "description": "One approval, withdrawal or period approval, as it happened (never rewritten).",
+        "required": AUDIT_COLUMNS,
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIME,
+            "by": {"type": "string", "nullable": True},
+            "action": {"type": "string", "enum": ["approve", "withdraw", "period_approve", "period_withdraw"]},
+            "exception_id": {"type": "integer", "nullable": True},
+            "period_id": {"type": "integer", "nullable": True},
+            "agent": {"type": "string", "nullable": True},
+            "worker_sid": {"type": "string", "nullable": True},
+            "day": {**DATE, "nullable": True},
+            "note": {"type": "string", "nullable": True},
+            "detail": {"type": "object", "nullable": True},
+        },
+    },
+}
+
+
+def paths(errors) -> dict:
+    one_period = {"200": {"description": "The period approval.", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["ok", "period"],
+        "properties": {"ok": {"type": "boolean", "enum": [True]}, "period": _ref("Period")}}}}}}
+    pid = {"name": "pid", "in": "path", "required": True, "description": "Period approval id.",
+           "schema": {"type": "integer", "minimum": 1}}
+    withdraw_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"by": {"type": "string", "maxLength": MAX_BY, "nullable": True},
+                       "note": {"type": "string", "maxLength": MAX_NOTE, "nullable": True}}}}}}
+    day_params = [_q("date", DATE, "One day. Not with from/to."), _q("from", DATE, "First day, inclusive."),
+                  _q("to", DATE, "Last day, inclusive.")]
+    return {
+        "/api/exceptions/approve": {"post": {
+            "summary": "Approve several exceptions at once",
+            "description": "The day page's \"approve selected\": each is approved and audited, each agent's "
+                           "figures refreshed once. Every id must exist (404 before anything changes).",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["ids", "by"], "additionalProperties": False,
+                "properties": {
+                    "ids": {"type": "array", "minItems": 1, "maxItems": 1000,
+                            "items": {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}},
+                    "by": {"type": "string", "maxLength": MAX_BY, "pattern": r"\S"},
+                    "note": {"type": "string", "maxLength": MAX_NOTE, "nullable": True}}}}}},
+            "responses": {
+                "200": {"description": "The approved exceptions.", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["ok", "exceptions"],
+                    "properties": {"ok": {"type": "boolean", "enum": [True]},
+                                   "exceptions": {"type": "array", "items": _ref("Exception")}}}}}},
+                **errors(400, 401, 403, 404, 415)},
+        }},
+        "/api/periods": {
+            "get": {
+                "summary": "Period approvals overlapping the days asked for (withdrawn ones too)",
+                "parameters": [*day_params, _q("agent", {"type": "string"}, "Periods covering this agent."),
+                               _q("team", {"type": "string"}, "Periods covering this team.")],
+                "responses": {
+                    "200": {"description": "Periods, oldest first.", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["ok", "periods", "total"],
+                        "properties": {"ok": {"type": "boolean", "enum": [True]},
+                                       "total": {"type": "integer"},
+                                       "periods": {"type": "array", "items": _ref("Period")}}}}}},
+                    **errors(400, 401)},
+            },
+            "post": {
+                "summary": "Approve a period for one agent, a team, or everyone",
+                "description": "Every exception's time inside [start, end) is excused: neutral (default, "
+                               "`approvals.period_mode`) or in adherence (`mode: in`). The figures refresh at once.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["start", "end", "reason"], "additionalProperties": False,
+                    "properties": {
+                        "agent": {"type": "string", "description": "One agent (roster key or worker SID)."},
+                        "team": {"type": "string", "description": "One team. Neither agent nor team: everyone."},
+                        "start": TIME, "end": TIME,
+                        "mode": {"type": "string", "enum": list(PERIOD_MODES)},
+                        "reason": {"type": "string", "maxLength": MAX_NOTE, "example": "Flex outage 10:00-10:40"},
+                        "by": {"type": "string", "maxLength": MAX_BY, "nullable": True}}}}}},
+                "responses": {
+                    "201": {"description": "Created.", "content": one_period["200"]["content"]},
+                    **errors(400, 401, 403, 415)},
+            },
+        },
+        "/api/periods/{pid}": {
+            "get": {"summary": "One period approval", "parameters": [pid],
+                    "responses": {**one_period, **errors(401, 404)}},
+            "delete": {"summary": "Withdraw a period approval (kept, marked withdrawn); figures are restored",
+                       "parameters": [pid], "requestBody": withdraw_body,
+                       "responses": {**one_period, **errors(400, 401, 403, 404, 415)}},
+        },
+        "/api/periods/{pid}/withdraw": {"post": {
+            "summary": "Withdraw a period approval (same as DELETE)", "parameters": [pid],
+            "requestBody": withdraw_body, "responses": {**one_period, **errors(400, 401, 403, 404, 415)}}},
+        "/api/audit": {"get": {
+            "summary": "The history of approvals, withdrawals and period approvals, oldest first",
+            "parameters": [
+                *day_params, _q("agent", {"type": "string"}, "One agent's history (and periods covering it)."),
+                _q("exception", {"type": "integer", "minimum": 1}, "One exception's history."),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                   "Rows per page (JSON only)."),
+                _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip (JSON only)."),
+                _q("format", {"type": "string", "enum": ["json", "csv"]}, "JSON or CSV (every row)."),
+            ],
+            "responses": {
+                "200": {"description": "A page of history (JSON) or all of it (CSV).", "content": {
+                    "application/json": {"schema": {
+                        "type": "object", "required": ["ok", "total", "limit", "offset", "next", "audit"],
+                        "properties": {"ok": {"type": "boolean", "enum": [True]}, "total": {"type": "integer"},
+                                       "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                                       "next": {"type": "string", "nullable": True},
+                                       "audit": {"type": "array", "items": _ref("AuditEntry")}}}},
+                    "text/csv": {"schema": {"type": "string", "description": "CSV with the header: "
+                                            + ",".join(AUDIT_COLUMNS)}}}},
+                **errors(400, 401, 404)},
+        }},
+    }
