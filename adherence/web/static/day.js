@@ -8,7 +8,9 @@
   var isToday = day === document.body.dataset.today;
   var dialog = document.getElementById("approval-dialog");
   var form = document.getElementById("approval-form");
-  var pending = null; // {id, approve}
+  var pending = null; // {id, approve} or {ids: [...], approve: true}
+  var selected = {}; // exception id -> true
+  var shown = []; // the exceptions in the table
 
   function chart(rows) {
     var root = document.getElementById("team-chart");
@@ -51,14 +53,19 @@
                    title: r.stale ? "Computed with other schedules or rules than the files in force: " +
                                     "adherence recompute --stale brings it up to date" : "" }),
         el("td", { text: Adh.pct(r.conformance_percent) }),
-        el("td", { text: String(r.exceptions) })));
+        el("td", { text: String(r.exceptions) }),
+        el("td", { class: "neutral-seconds", text: Adh.hms(r.neutral_seconds || 0) })));
     });
   }
 
   function exceptionsTable(rows) {
     var body = document.querySelector("#exceptions-table tbody");
     Adh.clear(body);
-    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "12", class: "empty", text: "No exceptions." })));
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "13", class: "empty", text: "No exceptions." })));
+    shown = rows;
+    var keep = {};
+    rows.forEach(function (e) { if (selected[e.id] && !e.approved) keep[e.id] = true; });
+    selected = keep;
     rows.forEach(function (e) {
       var approval = e.approved
         ? "✓ Approved" + (e.approved_by ? " by " + e.approved_by : "") + (e.note ? ": " + e.note : "")
@@ -66,7 +73,17 @@
       var button = e.approved
         ? el("button", { type: "button", class: "withdraw", onclick: function () { ask(e, false); }, text: "Withdraw" })
         : el("button", { type: "button", class: "approve", onclick: function () { ask(e, true); }, text: "Approve…" });
+      if (!e.approved && e.excused_by && e.excused_by.length) approval += " · excused by period #" + e.excused_by.join(", #");
+      if (e.impact === "neutral") approval += " · neutral";
+      var box = el("input", { type: "checkbox", class: "select", "aria-label": "Select exception #" + e.id });
+      box.checked = !!selected[e.id];
+      box.disabled = e.approved;
+      box.addEventListener("change", function () {
+        if (box.checked) selected[e.id] = true; else delete selected[e.id];
+        selectionChanged();
+      });
       body.appendChild(el("tr", { dataset: { id: String(e.id) }, class: "sev-" + e.severity + (e.approved ? " approved" : "") },
+        el("td", null, box),
         el("td", { text: String(e.id) }), el("td", { text: e.agent }), el("td", { text: e.team || "" }),
         el("td", { text: e.rule }), el("td", { text: e.severity }),
         el("td", { text: e.scheduled_activity || "—" }), el("td", { text: (e.actual_activity || "Unknown") + (e.task_state && e.task_state !== "none" ? " · " + e.task_state : "") }),
@@ -76,16 +93,114 @@
     });
   }
 
+  function selectionChanged() {
+    var n = Object.keys(selected).length;
+    document.getElementById("selected-count").textContent = n + " selected";
+    document.getElementById("approve-selected").disabled = n === 0;
+  }
+
+  document.getElementById("select-all").addEventListener("change", function (ev) {
+    selected = {};
+    if (ev.target.checked) shown.forEach(function (e) { if (!e.approved) selected[e.id] = true; });
+    document.querySelectorAll("#exceptions-table input.select").forEach(function (b) {
+      b.checked = ev.target.checked && !b.disabled;
+    });
+    selectionChanged();
+  });
+
+  document.getElementById("approve-selected").addEventListener("click", function () {
+    var ids = Object.keys(selected).map(Number);
+    if (!ids.length) return;
+    pending = { ids: ids, approve: true };
+    document.getElementById("approval-title").textContent = "Approve " + ids.length + " exceptions";
+    document.getElementById("approval-what").textContent = "#" + ids.join(", #");
+    document.getElementById("approval-ok").textContent = "Approve " + ids.length;
+    openDialog(true);
+  });
+
+  function who(p) {
+    return p.scope === "all" ? "everyone" : p.scope + " " + (p.scope === "agent" ? (p.agent || p.target) : p.target);
+  }
+
+  function periodsTable(rows) {
+    var body = document.querySelector("#periods-table tbody");
+    Adh.clear(body);
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "9", class: "empty", text: "No period approvals." })));
+    rows.forEach(function (p) {
+      var button = p.withdrawn ? el("span", { text: "" }) :
+        el("button", { type: "button", class: "withdraw-period", text: "Withdraw",
+                       onclick: function () { withdrawPeriod(p); } });
+      body.appendChild(el("tr", { dataset: { id: String(p.id) }, class: p.withdrawn ? "withdrawn" : "" },
+        el("td", { text: String(p.id) }), el("td", { text: who(p) }),
+        el("td", { text: Adh.utc(p.start) }), el("td", { text: Adh.utc(p.end) }),
+        el("td", { text: p.mode === "in" ? "in adherence" : "neutral" }), el("td", { text: p.reason }),
+        el("td", { text: p.by || "" }),
+        el("td", { class: "period-state", text: p.withdrawn ? "withdrawn by " + (p.withdrawn_by || "?") : "in force" }),
+        el("td", null, button)));
+    });
+  }
+
+  function auditTable(rows) {
+    var body = document.querySelector("#audit-table tbody");
+    Adh.clear(body);
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "7", class: "empty", text: "Nothing approved yet." })));
+    var words = { approve: "approved", withdraw: "withdrew approval", period_approve: "approved a period",
+                  period_withdraw: "withdrew a period" };
+    rows.forEach(function (a) {
+      body.appendChild(el("tr", { dataset: { action: a.action } },
+        el("td", { text: Adh.utc(a.at) }), el("td", { text: a.by || "" }), el("td", { text: words[a.action] || a.action }),
+        el("td", { text: a.exception_id ? "#" + a.exception_id : "" }), el("td", { text: a.period_id ? "#" + a.period_id : "" }),
+        el("td", { text: a.agent || "" }), el("td", { text: a.note || "" })));
+    });
+  }
+
+  function withdrawPeriod(p) {
+    var by = localStorage.getItem("adherence.by") || "";
+    Adh.api("/api/periods/" + p.id, { method: "DELETE", headers: { "Content-Type": "application/json" },
+                                      body: JSON.stringify(by ? { by: by } : {}) })
+      .then(load).catch(function (err) { Adh.status("⚠ " + err.message, true); });
+  }
+
+  document.getElementById("period-by").value = localStorage.getItem("adherence.by") || "";
+  document.getElementById("period-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var err = document.getElementById("period-error");
+    err.textContent = "";
+    var scope = document.getElementById("period-scope").value;
+    var target = document.getElementById("period-target").value.trim();
+    var body = {
+      start: day + "T" + document.getElementById("period-start").value + ":00Z",
+      end: day + "T" + document.getElementById("period-end").value + ":00Z",
+      reason: document.getElementById("period-reason").value.trim(),
+      by: document.getElementById("period-by").value.trim(),
+    };
+    var mode = document.getElementById("period-mode").value;
+    if (mode) body.mode = mode;
+    if (scope !== "all") {
+      if (!target) { err.textContent = "Name the " + scope + "."; return; }
+      body[scope] = target;
+    }
+    if (body.by) localStorage.setItem("adherence.by", body.by);
+    Adh.api("/api/periods", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then(function () { document.getElementById("period-reason").value = ""; return load(); })
+      .catch(function (e) { err.textContent = e.message; });
+  });
+
   function load() {
     var q = "date=" + encodeURIComponent(day) + "&limit=1000";
     return Promise.all([
       Adh.api("/api/adherence?group=team&" + q),
       Adh.api("/api/adherence?" + q),
       Adh.api("/api/exceptions?" + q),
+      Adh.api("/api/periods?date=" + encodeURIComponent(day)),
+      Adh.api("/api/audit?" + q),
     ]).then(function (res) {
       chart(res[0].adherence);
       adherenceTable(res[1].adherence);
       exceptionsTable(res[2].exceptions);
+      periodsTable(res[3].periods);
+      auditTable(res[4].audit);
+      selectionChanged();
       var more = res[2].total > res[2].exceptions.length ? " (first " + res[2].exceptions.length + " of " + res[2].total + " exceptions; the CSV has all)" : "";
       Adh.status("Updated " + new Date().toISOString().slice(11, 19) + " UTC" + more, false);
     }).catch(function (err) {
@@ -99,6 +214,10 @@
     document.getElementById("approval-what").textContent =
       e.agent + " · " + e.rule + " · " + Adh.utc(e.start) + " · " + Adh.duration(e.duration_seconds);
     document.getElementById("approval-ok").textContent = approve ? "Approve" : "Withdraw approval";
+    openDialog(approve);
+  }
+
+  function openDialog(approve) {
     var by = document.getElementById("approval-by");
     by.value = localStorage.getItem("adherence.by") || "";
     by.required = approve;
@@ -124,11 +243,16 @@
     if (by) body.by = by;
     if (note) body.note = note;
     var url = "/api/exceptions/" + pending.id + "/approve";
+    if (pending.ids) {
+      url = "/api/exceptions/approve";
+      body.ids = pending.ids;
+    }
     Adh.api(url, {
       method: pending.approve ? "POST" : "DELETE",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
     }).then(function () {
+      if (pending && pending.ids) selected = {};
       pending = null;
       dialog.close();
       return load();
