@@ -84,8 +84,20 @@ def _affected(conn: sqlite3.Connection, engine, scope: str, target: str | None, 
     workers = {w for (w,) in conn.execute(sql, params)}
     if scope == "team":
         # the team an evaluation uses is the roster's now, not the one stored with an old exception
-        workers = {w for w in workers if engine.runner.agent_info(w)[1] == target}
+        workers = {w for w in workers if _info(engine, w)[1] == target}
     return workers
+
+
+def _info(ctx, worker_sid: str):
+    """(key, team, zone) of a worker: the runner's when serving, else the schedule's (a CLI read)."""
+    runner = getattr(ctx, "runner", None)
+    if runner is not None:
+        return runner.agent_info(worker_sid)
+    sched = ctx.schedules.current
+    a = sched.agent(worker_sid) if sched is not None else None
+    if a is None:
+        return worker_sid, None, zone(ctx.config.timezone)
+    return a.key, a.team, sched.tz(a.key)
 
 
 def _refresh(engine, workers: Iterable[str], from_ms: int, now: int) -> None:
@@ -124,7 +136,7 @@ def create_period(engine, scope: str, target: str | None, start_ms: int, end_ms:
             "INSERT INTO approval_periods (scope, target, start_ms, end_ms, mode, reason, created_by, created_ms) "
             "VALUES (?,?,?,?,?,?,?,?)", (scope, target, start_ms, end_ms, mode, reason.strip(), by, now))
         pid = cur.lastrowid
-        agent = engine.runner.agent_info(target)[0] if scope == "agent" else None
+        agent = _info(engine, target)[0] if scope == "agent" else None
         record(conn, now, "period_approve", by, reason.strip(), period_id=pid,
                worker_sid=target if scope == "agent" else None, agent=agent,
                detail={"scope": scope, "target": target, "start": iso(start_ms), "end": iso(end_ms), "mode": mode})
@@ -194,7 +206,7 @@ def _period_in_teams(engine, r, teams: frozenset) -> bool:
         return True
     if r["scope"] == "team":
         return r["target"] in teams
-    return engine.runner.agent_info(r["target"])[1] in teams
+    return _info(engine, r["target"])[1] in teams
 
 
 def periods_by_exception(engine, rows: list[dict]) -> None:
@@ -268,13 +280,13 @@ def _audit_visible(engine, r: dict, worker_sid: str | None, day: str | None, tea
     if r["period_id"] is not None and r["worker_sid"] is None:
         scope, target = d.get("scope"), d.get("target")
         if worker_sid is not None:
-            team = engine.runner.agent_info(worker_sid)[1]
+            team = _info(engine, worker_sid)[1]
             if scope == "team" and target != team:
                 return False
         if teams is not None and scope == "team" and target not in teams:
             return False
         if day is not None and worker_sid is not None:
-            tz = engine.runner.agent_info(worker_sid)[2]
+            tz = _info(engine, worker_sid)[2]
             from .timeutil import parse_instant_ms
 
             s, e = parse_instant_ms(d["start"]), parse_instant_ms(d["end"])
@@ -282,7 +294,7 @@ def _audit_visible(engine, r: dict, worker_sid: str | None, day: str | None, tea
         return True
     if day is not None and r["day"] is not None and r["day"] != day:
         return False
-    if teams is not None and r["worker_sid"] is not None and engine.runner.agent_info(r["worker_sid"])[1] not in teams:
+    if teams is not None and r["worker_sid"] is not None and _info(engine, r["worker_sid"])[1] not in teams:
         return False
     return True
 

@@ -5,6 +5,7 @@ history lists both."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -96,3 +97,94 @@ def test_period_approval_and_bulk_approval_change_the_figures(server, browser): 
     expect(page.locator("#audit-table tbody tr")).to_have_count(4)  # period, its withdrawal, two approvals
     expect(page.locator('#audit-table tr[data-action="period_withdraw"]')).to_contain_text("Pat Planner")
     assert not errors, errors
+
+
+def write_dst_center(folder):
+    (folder / "schedules").mkdir()
+    (folder / "schedules" / "roster.yaml").write_text(
+        "timezone: America/New_York\nagents:\n"
+        f"  ann: {{worker_sid: {ANN}, name: Ann Wall, team: blue}}\n"
+        "shifts:\n  - agents: [ann]\n    days: [mon, tue, wed, thu, fri, sat, sun]\n    segments:\n"
+        "      - 00:30-03:30 Available\n      - 09:00-17:00 Available\n      - 12:00-12:30 Lunch\n"
+        "      - 15:00-15:15 Break\n")
+    (folder / "rules").mkdir()
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copy(REPO / "rules" / "default.yaml", folder / "rules" / "default.yaml")
+    config = folder / "config.yaml"
+    config.write_text("database: dst.db\ntimezone: America/New_York\nschedules: schedules\nrules: rules\n"
+                      "evaluation:\n  interval: 1s\nauth:\n  api_token: ${ADHERENCE_API_TOKEN}\n")
+    return config
+
+
+def post(url: str, n: int, at: str, activity: str, task: str | None = None) -> None:
+    from adherence.timeutil import iso, parse_instant_ms
+
+    channels = None
+    if task:
+        channels = [{"task_channel_name": "voice", "available": True, "capacity": 1, "available_capacity": 0,
+                     "reservations": [{"sid": f"WR{n:032d}", "status": task}]}]
+    env = {"product": "Flex", "object": "WFMWorkerChange", "version": 1, "records": [{
+        "worker": {"sid": ANN, "activity_name": activity}, "channels": channels,
+        "last_processed_event_sid": f"EV{n:032d}", "date_last_processed_event": iso(parse_instant_ms(at))}]}
+    assert requests.post(url + "/webhooks/rta", json=env, timeout=10).status_code == 200
+
+
+def test_an_agents_timeline_across_a_dst_day(tmp_path, browser):  # noqa: F811
+    import os
+
+    from playwright.sync_api import expect
+
+    from servers import Server
+
+    expect.set_options(timeout=25_000)
+    srv = Server(write_dst_center(tmp_path), env={"ADHERENCE_API_TOKEN": TOKEN}).start()
+    try:
+        for n, (at, act, task) in enumerate([
+                ("2026-11-01T00:25:00-04:00", "Available", None),
+                ("2026-11-01T01:40:00-04:00", "Offline", None),       # the first 01:40 (EDT)
+                ("2026-11-01T01:20:00-05:00", "Available", None),     # the second 01:20 (EST)
+                ("2026-11-01T10:00:00-05:00", "Available", "accepted"),
+                ("2026-11-01T10:20:00-05:00", "Available", None),
+                ("2026-11-01T12:02:00-05:00", "Lunch", None),
+                ("2026-11-01T12:41:00-05:00", "Available", None),
+                ("2026-11-01T15:00:00-05:00", "Break", None),
+                ("2026-11-01T15:15:00-05:00", "Available", None),
+                ("2026-11-01T17:02:00-05:00", "Offline", None)], 1):
+            post(srv.url, n, at, act, task)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            rows = requests.get(srv.url + "/api/adherence?date=2026-11-01&agent=ann", headers=AUTH, timeout=10).json()
+            if rows["total"]:
+                break
+            time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        sign_in(page, srv.url)
+        # linked from the day page
+        page.goto(srv.url + "/day?date=2026-11-01")
+        page.locator('#adherence-table tr[data-agent="ann"] a.agent-link').click()
+        expect(page).to_have_url(srv.url + "/agents/ann?date=2026-11-01")
+        expect(page.locator("#day-hours")).to_have_text("25 h")
+        expect(page.locator("#tz .offset")).to_have_text(["-04:00", "-05:00"])
+        expect(page.locator("svg.timeline .tick-label", has_text="01:00")).to_have_count(2)
+        rows_drawn = page.locator("svg.timeline .tl-row")
+        expect(rows_drawn).to_have_count(5)
+        # keyboard focus on the exception across the change shows its exact local times with both offsets
+        exc = page.locator('svg.timeline .tl-row[data-row="Exceptions"] .seg').first
+        exc.focus()
+        expect(page.locator("#detail")).to_have_text(
+            "#1 offline-when-scheduled-available (critical, not approved): 01:40:00 (UTC-04:00) – 01:20:00 (UTC-05:00)")
+        # hover works too
+        page.locator('svg.timeline .tl-row[data-row="Task"] .seg').first.hover()
+        expect(page.locator("#detail")).to_contain_text("task active: 10:00:00 (UTC-05:00) – 10:20:00 (UTC-05:00)")
+        if os.environ.get("ADHERENCE_SCREENSHOT") == "1":
+            exc.focus()
+            page.screenshot(path=str(Path(__file__).resolve().parent.parent / "docs" / "timeline.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        srv.kill(15)

@@ -25,4 +25,4 @@ def main() -> None:
 
 
 # Register the verbs (imported for their side effect on ``cli``).
-from . import backfill, core, demo, notify, ops, results, rules, schedule, simulate  # noqa: E402,F401
+from . import backfill, core, demo, notify, ops, results, rules, schedule, simulate, timeline  # noqa: E402,F401

@@ -659,6 +659,39 @@ def list_agents():
                  now=iso(engine.clock.now_ms()), date=today, teams=teams)
 
 
+@bp.get("/api/agents/<agent>/timeline")
+def agent_timeline(agent: str):
+    """An agent's day on one time axis (the same data as the page /agents/<agent> and ``adherence timeline``)."""
+    from ..queries import _resolve_agent
+    from ..timeline import agent_day
+
+    engine = _engine()
+    args = _args()
+    extra = sorted(set(args) - {"date"})
+    if extra:
+        raise BadRequest(f"unknown parameter {extra[0]!r} (expected date)")
+    day = _day_arg(args.get("date"))
+    try:
+        sid = _resolve_agent(engine, agent)
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    return jsonify({"ok": True, **agent_day(engine, sid, day)})
+
+
+def _day_arg(raw: str | None):
+    from ..timeutil import parse_date
+
+    if not raw:
+        return local_date(_engine().clock.now_ms(), zone(_engine().config.timezone))
+    try:
+        d = parse_date(raw)
+    except ValueError as exc:
+        raise BadRequest(f"date: {exc}") from None
+    if not 1970 <= d.year <= 9998:
+        raise BadRequest("date: expected a day between 1970-01-01 and 9998-12-31")
+    return d
+
+
 @bp.get("/openapi.json")
 def openapi():
     from .openapi import spec

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from datetime import date, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
@@ -168,6 +169,88 @@ def day():
     return _page("day.html", title=f"Day {d.isoformat()}", day=d.isoformat(),
                  prev_day=(d - timedelta(days=1)).isoformat(), next_day=(d + timedelta(days=1)).isoformat(),
                  today=_today().isoformat())
+
+
+TL_WIDTH = 1000  # SVG units of the time axis
+TL_LABEL = 130
+TL_ROW = 34
+
+
+def _timeline_rows(t: dict) -> dict:
+    """Geometry of the agent's day for the server-rendered SVG: each item a rectangle with its exact times."""
+    from ..timeline import local_text
+    from ..timeutil import parse_instant_ms as ms
+
+    tz = ZoneInfo(t["timezone"])
+    w0, w1 = ms(t["start"]), ms(t["end"])
+    now = ms(t["as_of"])
+    scale = TL_WIDTH / max(1, w1 - w0)
+
+    def x(v: int) -> float:
+        return round(TL_LABEL + (min(max(v, w0), w1) - w0) * scale, 2)
+
+    def item(start: str, end: str | None, cls: str, text: str) -> dict:
+        a, b = ms(start), (ms(end) if end else now)
+        off_a, off_b = _offset(a, tz), _offset(b, tz)
+        times = f"{local_text(a, tz)} (UTC{off_a}) – " + ("open" if not end else f"{local_text(b, tz)} (UTC{off_b})")
+        return {"x": x(a), "w": max(1.0, round(x(b) - x(a), 2)), "cls": cls, "label": f"{text}: {times}"}
+
+    def slug(v: str) -> str:
+        return "".join(c if c.isalnum() else "-" for c in v.lower())
+
+    rows = [
+        ("Scheduled", [item(s["start"], s["end"], "tl-sched act-" + slug(s["activity"]), s["activity"])
+                       for s in t["scheduled"]]),
+        ("Activity", [item(s["start"], s["end"], "tl-act" + (" tl-out" if s["activity"] in ("Offline", "Unknown") else "")
+                           + " act-" + slug(s["activity"]), s["activity"]) for s in t["activity"]]),
+        ("Task", [item(s["start"], s["end"], "tl-task task-" + s["task_state"], "task " + s["task_state"])
+                  for s in t["task"] if s["task_state"] != "none"]),
+        ("Exceptions", [item(e["start"], e["end"],
+                             "tl-exc sev-" + e["severity"] + (" approved" if e["approved"] or e.get("excused_by") else "")
+                             + (" neutral" if e.get("impact") == "neutral" else ""),
+                             f"#{e['id']} {e['rule']} ({e['severity']}, "
+                             + ("approved" if e["approved"] else "excused by a period" if e.get("excused_by")
+                                else "not approved") + (", neutral" if e.get("impact") == "neutral" else "") + ")")
+                        for e in t["exceptions"]]),
+        ("Period approvals", [item(p["start"], p["end"], "tl-period" + (" withdrawn" if p["withdrawn"] else ""),
+                                   f"#{p['id']} {p['reason']} ({p['mode']}{', withdrawn' if p['withdrawn'] else ''})")
+                              for p in t["periods"]]),
+    ]
+    ticks = [{"x": x(ms(k["at"])), "label": k["label"]} for k in t["ticks"]]
+    height = TL_ROW * len(rows) + 40
+    return {"rows": [{"label": label, "y": 24 + i * TL_ROW, "items": items} for i, (label, items) in enumerate(rows)],
+            "ticks": ticks, "width": TL_LABEL + TL_WIDTH + 24, "height": height, "row_h": TL_ROW - 10,
+            "now_x": x(now) if w0 < now < w1 else None, "axis_y": height - 8}
+
+
+def _offset(v: int, tz) -> str:
+    from ..timeline import offset_text
+
+    return offset_text(v, tz)
+
+
+@bp.get("/agents/<agent>")
+def agent_page(agent: str):
+    """An agent's day drawn on one axis (server-rendered SVG: works without script and under the CSP)."""
+    from ..errors import NotFound
+    from ..queries import _resolve_agent
+    from ..timeline import agent_day
+
+    engine = _engine()
+    raw = request.args.get("date")
+    try:
+        d = parse_date(raw) if raw else _today()
+        if not 1970 <= d.year <= 9998:
+            raise ValueError("expected a day between 1970-01-01 and 9998-12-31")
+    except ValueError as exc:
+        return _page("agent.html", 400, title="Agent", error=f"date: {exc}", t=None)
+    try:
+        sid = _resolve_agent(engine, agent)
+    except NotFound as exc:
+        return _page("agent.html", 404, title="Agent", error=str(exc), t=None)
+    t = agent_day(engine, sid, d)
+    return _page("agent.html", title=f"{t['name']} · {t['date']}", t=t, g=_timeline_rows(t),
+                 prev_day=(d - timedelta(days=1)).isoformat(), next_day=(d + timedelta(days=1)).isoformat())
 
 
 @bp.route("/login", methods=["GET", "POST"])

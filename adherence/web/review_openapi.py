@@ -136,6 +136,43 @@ def paths(errors) -> dict:
         "/api/periods/{pid}/withdraw": {"post": {
             "summary": "Withdraw a period approval (same as DELETE)", "parameters": [pid],
             "requestBody": withdraw_body, "responses": {**one_period, **errors(400, 401, 403, 404, 415)}}},
+        "/api/agents/{agent}/timeline": {"get": {
+            "summary": "An agent's day on one time axis",
+            "description": "Scheduled segments, actual activity, task state, exceptions (rule, severity, "
+                           "approved or not, impact, excused_by), period approvals, the day's figures and its "
+                           "history; every instant in UTC and in the agent's local time with its offset "
+                           "(`utc_offsets` lists each offset in force: two on a DST day, which has 23 or 25 hours).",
+            "parameters": [
+                {"name": "agent", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "Roster key or worker SID."},
+                _q("date", DATE, "The agent-local day; default today in the configured zone."),
+            ],
+            "responses": {
+                "200": {"description": "The agent's day.", "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["ok", "agent", "name", "worker_sid", "team", "timezone", "date", "start", "end",
+                                 "hours", "utc_offsets", "ticks", "scheduled", "activity", "task", "exceptions",
+                                 "periods", "figures", "history"],
+                    "properties": {
+                        "ok": {"type": "boolean", "enum": [True]},
+                        "agent": {"type": "string"}, "name": {"type": "string"}, "worker_sid": {"type": "string"},
+                        "team": {"type": "string", "nullable": True}, "timezone": {"type": "string"},
+                        "date": DATE, "start": TIME, "end": TIME,
+                        "start_local": {"type": "string"}, "end_local": {"type": "string"},
+                        "hours": {"type": "number"}, "as_of": TIME,
+                        "utc_offsets": {"type": "array", "items": {"type": "object", "properties": {
+                            "from": TIME, "offset": {"type": "string", "example": "-05:00"}}}},
+                        "ticks": {"type": "array", "items": {"type": "object"}},
+                        "scheduled": {"type": "array", "items": {"type": "object"}},
+                        "activity": {"type": "array", "items": {"type": "object"}},
+                        "task": {"type": "array", "items": {"type": "object"}},
+                        "exceptions": {"type": "array", "items": _ref("Exception")},
+                        "periods": {"type": "array", "items": _ref("Period")},
+                        "figures": {"allOf": [_ref("Adherence")], "nullable": True},
+                        "history": {"type": "array", "items": _ref("AuditEntry")},
+                    }}}}},
+                **errors(400, 401, 404)},
+        }},
         "/api/audit": {"get": {
             "summary": "The history of approvals, withdrawals and period approvals, oldest first",
             "parameters": [

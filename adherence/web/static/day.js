@@ -45,7 +45,8 @@
     if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "9", class: "empty", text: "No rows." })));
     rows.forEach(function (r) {
       body.appendChild(el("tr", { dataset: { agent: r.agent } },
-        el("td", { text: r.agent }), el("td", { text: r.team || "" }),
+        el("td", null, el("a", { href: "/agents/" + encodeURIComponent(r.agent) + "?date=" + day, class: "agent-link",
+                                 text: r.agent })), el("td", { text: r.team || "" }),
         el("td", { text: Adh.hms(r.scheduled_seconds) }), el("td", { text: Adh.hms(r.in_adherence_seconds) }),
         el("td", { class: "out-seconds", text: Adh.hms(r.out_of_adherence_seconds) }),
         el("td", { class: "approved-seconds", text: Adh.hms(r.approved_seconds) }),
