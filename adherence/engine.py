@@ -36,6 +36,8 @@ class Engine:
         self.store = Store(config.database)
         self.tracker = Tracker()
         self.ready = threading.Event()  # live state built (set at once when there is none to build)
+        self._lifecycle = threading.Lock()
+        self.closed = False
         self.journal = Journal(self.store, None if listen_first else self.tracker)
         # None: no live state in this process (CLI verbs that evaluate read timelines from the journal)
         self.memory_from_ms = self.clock.now_ms() - MEMORY_HORIZON_MS if load_state else None
@@ -87,24 +89,29 @@ class Engine:
 
     # -- scheduler ---------------------------------------------------------
     def start_scheduler(self) -> None:
-        """Start the evaluation loop. One per process; ``serve``/``demo`` call it once."""
-        if self.scheduler is not None:
-            return
+        """Start the evaluation loop. One per process; ``serve``/``demo`` call it once. Never after
+        ``close`` (``serve`` starts it from the thread that loads live state, which a SIGTERM may outrun)."""
         from .scheduler import start
 
-        self.scheduler = start(self)
-        if self.notifier is not None and self.sender is None:
-            from .notify.sender import Sender
+        with self._lifecycle:
+            if self.scheduler is not None or self.closed:
+                return
+            self.scheduler = start(self)
+            if self.notifier is not None and self.sender is None:
+                from .notify.sender import Sender
 
-            self.sender = Sender(self.notifier)
-            self.sender.start()
+                self.sender = Sender(self.notifier)
+                self.sender.start()
 
     def stop_scheduler(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
-            self.scheduler = None
+        with self._lifecycle:
+            scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
 
     def close(self) -> None:
+        with self._lifecycle:
+            self.closed = True
         self.stop_scheduler()
         if self.sender is not None:
             self.sender.stop()

@@ -99,16 +99,18 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
         raise fail(exc) from None
     except sqlite3.DatabaseError as exc:  # damage the start-up probe did not see, met while loading
         raise click.ClickException(f"database {config.database} is corrupted ({exc}): {RESTORE_ADVICE}") from None
-    if engine.store.corruption:
-        click.echo(f"adherence: error: database {config.database} is corrupted ({engine.store.corruption}); "
-                   f"writes are refused and /health says so: {RESTORE_ADVICE}", err=True)
+    if engine.store.corruption:  # live state loads after binding: refuse now rather than serve a damaged file
+        engine.close()
+        raise click.ClickException(f"database {config.database} is corrupted ({engine.store.corruption}): "
+                                   f"{RESTORE_ADVICE}")
     server = build_server(config, engine, host, port, threads)
 
     def load_then_evaluate() -> None:
         try:
             engine.load_state_now()
         except Exception:  # the server keeps journaling; /health says it is still starting
-            logging.getLogger("adherence").exception("could not build live state from the journal")
+            if not engine.closed:
+                logging.getLogger("adherence").exception("could not build live state from the journal")
             return
         gc.freeze()  # the millions of snapshots just built are never garbage: keep the collector off them
         engine.start_scheduler()
