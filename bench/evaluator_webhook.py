@@ -19,6 +19,7 @@ Usage: python bench/evaluator_webhook.py [--agents 10000] [--distinct 2000]
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import statistics
@@ -102,9 +103,7 @@ def main() -> None:
     threading.Thread(target=server.run, daemon=True).start()
     workers = [a.worker_sid for a in c.engine.schedules.current.agents.values()]
     runner = c.engine.runner
-    import gc, os
-    if os.environ.get("BENCH_GC_FREEZE"):
-        gc.freeze()
+    gc.freeze()  # as serve does once live state is loaded
     print(f"set-up {setup.s:.1f} s; serving on {port}", flush=True)
 
     results = {"idle": phase(port, workers, mid, "i", lambda: time.sleep(3) or None)}
