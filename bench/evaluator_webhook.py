@@ -22,7 +22,6 @@ import argparse
 import gc
 import http.client
 import json
-import statistics
 import threading
 import time
 from pathlib import Path
