@@ -41,6 +41,8 @@ def test_channel(config, channel) -> None:
     The sample is an "opened" alert about agent "test-agent", marked as a test
     (event "test"), so a receiver can be checked without waiting for a real
     exception. Exits non-zero with the receiver's answer when delivery fails.
+
+    Example: adherence notify test floor-slack
     """
     from ..notify import channels as ch
 
@@ -70,7 +72,10 @@ def test_channel(config, channel) -> None:
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def list_outbox(config, status, limit, as_json) -> None:
-    """The newest outbox entries (dead-lettered ones with --status dead)."""
+    """The newest outbox entries, with attempts and last error (dead-lettered ones with --status dead).
+
+    Example: adherence notify list --status dead
+    """
     from ..store import Store
 
     store = Store(config.database, probe=False)
