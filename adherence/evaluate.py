@@ -401,6 +401,53 @@ def logged_in_ms(timeline: Sequence[Snapshot], lo: int, hi: int) -> int:
     return sum(compress(map(sub, ends, starts), logged))
 
 
+@dataclass(frozen=True)
+class DaySets:
+    """Where in time each kind of a day's scheduled time lies (merged interval lists; disjoint except that
+    ``scheduled`` covers the other three, and in adherence is ``scheduled`` minus out and neutral)."""
+
+    scheduled: list[tuple[int, int]]
+    out: list[tuple[int, int]]
+    neutral: list[tuple[int, int]]
+    approved: list[tuple[int, int]]
+
+
+def day_sets(
+    day: date,
+    segments: Sequence[Segment],
+    intervals: Sequence[tuple],
+    as_of_ms: int,
+    *,
+    periods: Sequence[tuple[int, int, str]] = (),
+    neutral_activities: frozenset = frozenset(),
+) -> DaySets:
+    """The day's arithmetic as sets of instants (``day_figures`` totals them; interval reports cut them), so
+    any partition of the day adds up exactly to the day's figures. Arguments as for ``day_figures``."""
+    sched = _union((s.start, min(s.end, as_of_ms)) for s in segments if s.day == day)
+
+    def clip(a: int, b: int | None) -> tuple[int, int]:
+        return a, min(as_of_ms if b is None else b, as_of_ms)
+
+    def impact(iv) -> str:
+        return iv[3] if len(iv) > 3 else "out"
+
+    counted = [iv for iv in intervals if impact(iv) != "neutral"]
+    not_approved = _union(clip(iv[0], iv[1]) for iv in counted if not iv[2])
+    every = _union(clip(iv[0], iv[1]) for iv in counted)
+    neutral_parts = [clip(iv[0], iv[1]) for iv in intervals if impact(iv) == "neutral"]
+    if neutral_activities:
+        neutral_parts += [(s.start, min(s.end, as_of_ms)) for s in segments
+                          if s.day == day and s.activity in neutral_activities]
+    if periods:
+        excused = _union((a, b) for a, b, _ in periods)
+        neutral_parts += _intersect(every, _union((a, b) for a, b, mode in periods if mode == "neutral"))
+        not_approved = _subtract(not_approved, excused)
+    neutral_iv = _intersect(_union(neutral_parts), sched)
+    out_iv = _subtract(_intersect(not_approved, sched), neutral_iv)
+    approved_iv = _subtract(_subtract(_intersect(every, sched), neutral_iv), out_iv)
+    return DaySets(sched, out_iv, neutral_iv, approved_iv)
+
+
 def day_figures(
     day: date,
     tz: ZoneInfo,
@@ -426,31 +473,15 @@ def day_figures(
     out, out over approved: every scheduled millisecond is exactly one of in, out or neutral, so
     in + out + neutral = scheduled, and adherence = in / (scheduled - neutral).
     """
-    sched = _union((s.start, min(s.end, as_of_ms)) for s in segments if s.day == day)
+    sets = day_sets(day, segments, intervals, as_of_ms, periods=periods, neutral_activities=neutral_activities)
+    sched = sets.scheduled
     scheduled = _total(sched)
+    neutral = _total(sets.neutral)
+    out = _total(sets.out)
+    approved = _total(sets.approved)
 
     def clip(a: int, b: int | None) -> tuple[int, int]:
         return a, min(as_of_ms if b is None else b, as_of_ms)
-
-    def impact(iv) -> str:
-        return iv[3] if len(iv) > 3 else "out"
-
-    counted = [iv for iv in intervals if impact(iv) != "neutral"]
-    not_approved = _union(clip(iv[0], iv[1]) for iv in counted if not iv[2])
-    every = _union(clip(iv[0], iv[1]) for iv in counted)
-    neutral_parts = [clip(iv[0], iv[1]) for iv in intervals if impact(iv) == "neutral"]
-    if neutral_activities:
-        neutral_parts += [(s.start, min(s.end, as_of_ms)) for s in segments
-                          if s.day == day and s.activity in neutral_activities]
-    if periods:
-        excused = _union((a, b) for a, b, _ in periods)
-        neutral_parts += _intersect(every, _union((a, b) for a, b, mode in periods if mode == "neutral"))
-        not_approved = _subtract(not_approved, excused)
-    neutral_iv = _intersect(_union(neutral_parts), sched)
-    neutral = _total(neutral_iv)
-    out_iv = _subtract(_intersect(not_approved, sched), neutral_iv)
-    out = _total(out_iv)
-    approved = _total(_subtract(_intersect(every, sched), neutral_iv)) - out
 
     count = 0
     for a, b, *_ in intervals:

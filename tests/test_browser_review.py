@@ -59,6 +59,18 @@ def test_period_approval_and_bulk_approval_change_the_figures(server, browser): 
     before = ann_pct.inner_text()
     assert before != "100.00%"
 
+    # the interval heat-strip: a row per team, a cell per 30 minutes; the outage's cell is not all green
+    cells = page.locator("#interval-strip svg .cell")
+    expect(cells.first).to_be_visible()
+    teams = {c.get_attribute("data-team") for c in cells.all()}
+    assert teams == {"blue", "green"}
+    slot = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    outage = page.locator(f'#interval-strip .cell[data-team="blue"][data-start="{slot}"]')
+    outage.focus()
+    expect(page.locator("#strip-detail")).to_contain_text("blue")
+    expect(page.locator("#strip-detail")).to_contain_text("out 0:00:0")
+    assert outage.locator("rect").get_attribute("class") in ("heat-good", "heat-mid", "heat-bad")
+
     # a period approval for team blue (Ann, Cal) around the outage: Ann's exception time turns neutral
     start = (now - timedelta(minutes=1)).strftime("%H:%M")
     end = (now + timedelta(minutes=2)).strftime("%H:%M")

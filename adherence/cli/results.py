@@ -29,7 +29,7 @@ def read_context(config):
 
 @cli.command()
 @config_option
-@click.argument("what", type=click.Choice(["exceptions", "adherence"]))
+@click.argument("what", type=click.Choice(["exceptions", "adherence", "intervals"]))
 @click.option("--date", help="One day (YYYY-MM-DD).")
 @click.option("--from", "first", help="First day (YYYY-MM-DD).")
 @click.option("--to", "last", help="Last day (YYYY-MM-DD).")
@@ -38,11 +38,16 @@ def read_context(config):
 @click.option("--rule", help="Exceptions of this rule only.")
 @click.option("--severity", type=click.Choice(SEVERITIES), help="Exceptions of this severity only.")
 @click.option("--status", type=click.Choice(["open", "closed"]), help="Open or closed exceptions only.")
+@click.option("--size", type=click.Choice(["15m", "30m", "60m"]), default="30m", show_default=True,
+              help="Intervals: their length, in local time.")
+@click.option("--group", type=click.Choice(["agent", "team"]), default="agent", show_default=True,
+              help="Intervals: per agent or summed per team.")
 @format_option()
-def report(config, what, date, first, last, team, agent, rule, severity, status, fmt) -> None:
-    """Print exceptions or per-agent-per-day adherence as a table, CSV or JSON.
+def report(config, what, date, first, last, team, agent, rule, severity, status, size, group, fmt) -> None:
+    """Print exceptions, per-agent-per-day adherence or interval adherence as a table, CSV or JSON.
 
-    The CSV columns are the same as the API's (see README, "CSV columns").
+    The CSV columns are the same as the API's (see README, "CSV columns"). ``intervals`` cuts each day into
+    --size intervals of local time (the same as GET /api/intervals); they add up to the day's figures.
 
     Example: adherence report adherence --date 2026-11-25 --team tier1 --format csv > tier1.csv
     """
@@ -57,6 +62,9 @@ def report(config, what, date, first, last, team, agent, rule, severity, status,
         raise fail(exc) from None
     try:
         filters = Filters.parse(args, allowed=args.keys())
+        if what == "intervals":
+            _intervals(ctx, filters, size, group, fmt)
+            return
         rows = iter_exceptions(ctx, filters) if what == "exceptions" else iter_adherence(ctx, filters)
         columns = EXCEPTION_COLUMNS if what == "exceptions" else ADHERENCE_COLUMNS
         if fmt == "csv":
@@ -75,3 +83,21 @@ def report(config, what, date, first, last, team, agent, rule, severity, status,
         raise fail(exc) from None
     finally:
         ctx.store.close()
+
+
+def _intervals(ctx, filters, size, group, fmt) -> None:
+    from ..intervals import INTERVAL_COLUMNS, TEAM_INTERVAL_COLUMNS, agent_intervals, parse_size, public, team_intervals
+
+    if not (filters.date or filters.start or filters.end or filters.agent):
+        raise click.UsageError("give --date (or --from/--to, or --agent): intervals are computed per day")
+    rows = agent_intervals(ctx, filters, parse_size(size))
+    rows, columns = (team_intervals(rows), TEAM_INTERVAL_COLUMNS) if group == "team" else (public(rows), INTERVAL_COLUMNS)
+    if fmt == "csv":
+        for line in csv_lines(rows, columns):
+            sys.stdout.write(line)
+    elif fmt == "json":
+        print_json(rows)
+    elif not rows:
+        click.echo("no intervals match")
+    else:
+        print_table(rows, [c for c in columns if c not in ("worker_sid", "end", "stale")])

@@ -659,6 +659,43 @@ def list_agents():
                  now=iso(engine.clock.now_ms()), date=today, teams=teams)
 
 
+INTERVAL_FILTERS = ("date", "from", "to", "team", "agent")
+
+
+@bp.get("/api/intervals")
+def list_intervals():
+    """Interval adherence: per agent (or ``group=team``) and 15/30/60-minute interval of local time."""
+    from ..intervals import INTERVAL_COLUMNS, TEAM_INTERVAL_COLUMNS, agent_intervals, parse_size, public, team_intervals
+
+    engine = _engine()
+    args = _args()
+    _check_unknown(args, (*INTERVAL_FILTERS, "size", "group"))
+    group = args.get("group") or "agent"
+    if group not in ("agent", "team"):
+        raise BadRequest(f"group: expected agent or team, got {group!r}")
+    try:
+        size = parse_size(args.get("size"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    as_csv = _wants_csv(args)
+    limit, offset = _paging(args, 1000, 100_000)
+    f = _filters({k: v for k, v in args.items() if k != "size"}, INTERVAL_FILTERS)
+    if not (f.date or f.start or f.end or f.agent):
+        raise BadRequest("give date (or from/to, or agent): intervals are computed per day")
+    if f.start and f.end and (f.end - f.start).days > 31:
+        raise BadRequest("from/to: at most 31 days at once")
+    rows = agent_intervals(engine, f, size)
+    if group == "team":
+        rows, columns = team_intervals(rows), TEAM_INTERVAL_COLUMNS
+    else:
+        rows, columns = public(rows), INTERVAL_COLUMNS
+    name = f"intervals-{group}{_suffix(f)}-{size // 60_000}m"
+    if as_csv:
+        return _csv(name, iter(rows), columns)
+    return _page("intervals", rows[offset:offset + limit], len(rows), limit, offset, group=group,
+                 size_minutes=size // 60_000)
+
+
 @bp.get("/api/agents/<agent>/timeline")
 def agent_timeline(agent: str):
     """An agent's day on one time axis (the same data as the page /agents/<agent> and ``adherence timeline``)."""

@@ -173,6 +173,35 @@ def paths(errors) -> dict:
                     }}}}},
                 **errors(400, 401, 404)},
         }},
+        "/api/intervals": {"get": {
+            "summary": "Interval adherence per agent (or team) per 15/30/60-minute interval of local time",
+            "description": "Cut from the same instants as the day's figures: an agent's intervals of one day add "
+                           "up exactly to its /api/adherence row (unless that row is stale). Team intervals are "
+                           "keyed by their UTC start.",
+            "parameters": [
+                *day_params, _q("team", {"type": "string"}, "Team name."),
+                _q("agent", {"type": "string"}, "Roster key or worker SID; unknown agents are a 400."),
+                _q("size", {"type": "string", "enum": ["15m", "30m", "60m", "1h"], "default": "30m"}, "Interval length."),
+                _q("group", {"type": "string", "enum": ["agent", "team"], "default": "agent"}, "Per agent or per team."),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000}, "Rows per page (JSON)."),
+                _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip (JSON)."),
+                _q("format", {"type": "string", "enum": ["json", "csv"]}, "JSON or CSV (every row)."),
+            ],
+            "responses": {
+                "200": {"description": "Intervals with scheduled seconds, oldest first.", "content": {
+                    "application/json": {"schema": {
+                        "type": "object", "required": ["ok", "total", "limit", "offset", "next", "intervals"],
+                        "properties": {"ok": {"type": "boolean", "enum": [True]}, "total": {"type": "integer"},
+                                       "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                                       "next": {"type": "string", "nullable": True},
+                                       "group": {"type": "string"}, "size_minutes": {"type": "integer"},
+                                       "intervals": {"type": "array", "items": {"type": "object", "required": [
+                                           "date", "team", "start", "end", "local_start", "utc_offset",
+                                           "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds",
+                                           "neutral_seconds", "approved_seconds", "adherence_percent"]}}}}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                **errors(400, 401)},
+        }},
         "/api/audit": {"get": {
             "summary": "The history of approvals, withdrawals and period approvals, oldest first",
             "parameters": [

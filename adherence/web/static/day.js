@@ -39,6 +39,55 @@
     root.appendChild(s);
   }
 
+  function strip(rows) {
+    var root = document.getElementById("interval-strip");
+    Adh.clear(root);
+    if (!rows.length) {
+      root.appendChild(el("p", { class: "empty", text: "No intervals for " + day + "." }));
+      return;
+    }
+    var starts = [], labels = {}, teams = [];
+    rows.forEach(function (r) {
+      if (!(r.start in labels)) { starts.push(r.start); labels[r.start] = r.local_start; }
+      var t = r.team || "(no team)";
+      if (teams.indexOf(t) < 0) teams.push(t);
+    });
+    starts.sort();
+    var cellW = 18, rowH = 26, labelW = 150, top = 22;
+    var width = labelW + starts.length * cellW + 10, height = top + teams.length * rowH + 6;
+    var s = Adh.svg("svg", { viewBox: "0 0 " + width + " " + height, width: "100%", role: "group",
+                             "aria-label": "Adherence by interval on " + day, class: "heat" });
+    starts.forEach(function (st, i) {
+      if (labels[st].slice(3) === "00" && i % 2 === 0) {
+        s.appendChild(Adh.svg("text", { x: labelW + i * cellW, y: 14, class: "heat-hour", text: labels[st] }));
+      }
+    });
+    teams.forEach(function (t, j) {
+      s.appendChild(Adh.svg("text", { x: labelW - 8, y: top + j * rowH + 17, "text-anchor": "end", class: "bar-label", text: t }));
+    });
+    rows.forEach(function (r) {
+      var i = starts.indexOf(r.start), j = teams.indexOf(r.team || "(no team)");
+      var p = r.adherence_percent;
+      var cls = p === null ? "heat-neutral" : p >= 90 ? "heat-good" : p >= 75 ? "heat-mid" : "heat-bad";
+      var text = (r.team || "(no team)") + " " + r.local_start + " (" + r.utc_offset + "): " + Adh.pct(p) +
+        " · scheduled " + Adh.hms(r.scheduled_seconds) + ", out " + Adh.hms(r.out_of_adherence_seconds) +
+        ", neutral " + Adh.hms(r.neutral_seconds) + ", approved " + Adh.hms(r.approved_seconds);
+      var g = Adh.svg("g", { class: "cell", tabindex: "0", role: "img", "aria-label": text,
+                              "data-team": r.team || "", "data-start": r.start });
+      g.appendChild(Adh.svg("title", { text: text }));
+      g.appendChild(Adh.svg("rect", { x: labelW + i * cellW, y: top + j * rowH, width: cellW - 2, height: rowH - 4,
+                                       rx: 2, class: cls }));
+      s.appendChild(g);
+    });
+    function show(ev) {
+      var g = ev.target.closest ? ev.target.closest(".cell") : null;
+      if (g) document.getElementById("strip-detail").textContent = g.getAttribute("aria-label");
+    }
+    s.addEventListener("mouseover", show);
+    s.addEventListener("focusin", show);
+    root.appendChild(s);
+  }
+
   function adherenceTable(rows) {
     var body = document.querySelector("#adherence-table tbody");
     Adh.clear(body);
@@ -195,7 +244,9 @@
       Adh.api("/api/exceptions?" + q),
       Adh.api("/api/periods?date=" + encodeURIComponent(day)),
       Adh.api("/api/audit?" + q),
+      Adh.api("/api/intervals?group=team&size=30m&limit=100000&date=" + encodeURIComponent(day)),
     ]).then(function (res) {
+      strip(res[5].intervals);
       chart(res[0].adherence);
       adherenceTable(res[1].adherence);
       exceptionsTable(res[2].exceptions);
