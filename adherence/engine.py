@@ -97,6 +97,7 @@ class Engine:
             if self.scheduler is not None or self.closed:
                 return
             self.scheduler = start(self)
+            self.store.start_checkpointer()
             if self.notifier is not None and self.sender is None:
                 from .notify.sender import Sender
 

@@ -28,6 +28,8 @@ OPEN_REFRESH_MS = MINUTE_MS
 # The evaluator computes with no lock held, then writes agents' results in transactions of at most this
 # many agents, so the writer is never held long (webhooks wait for it).
 WRITE_CHUNK_AGENTS = 100
+# ... and each write transaction stops taking agents after this much work (a slow disk, a busy machine).
+WRITE_BUDGET_S = 0.04
 
 # Days before today (agent-local) whose rows are "not final": a schedule or rule edit re-evaluates them at
 # the next tick. Older days keep what they were computed with and are reported stale until recomputed.

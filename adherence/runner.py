@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from .evaluate import day_figures, day_window
 from .explore import sync_roster
-from .horizons import DAY_MS, MEMORY_HORIZON_MS, WRITE_CHUNK_AGENTS
+from .horizons import DAY_MS, MEMORY_HORIZON_MS, WRITE_BUDGET_S, WRITE_CHUNK_AGENTS
 from .metrics import METRICS
 from .policy import Evaluation, evaluate_worker, live_from_ms, plan_work, rules_version, schedule_version
 from .approvals import covering
@@ -173,21 +173,32 @@ class Runner:
 
     def _write(self, evaluations: list[Evaluation], now_ms: int, stats: TickStats, *, record: bool,
                meta: dict | None = None) -> None:
+        """Store evaluations in transactions of at most ``WRITE_BUDGET_S`` of work each (webhooks wait for
+        the writer); ``meta`` goes with the last, so the evaluation record is never ahead of the results."""
         rules_ver = rules_version(self.rules.current)
-        t0 = time.perf_counter()
-        with self.store.write() as conn:
-            writer = ExceptionWriter(now_ms, self.exception_listener)
-            for ev in evaluations:
-                stats.days_written += self._store(conn, writer, ev, now_ms, rules_ver)
-            if record:
-                conn.executemany(
-                    "INSERT INTO evaluation (worker_sid, evaluated_to_ms) VALUES (?, ?) ON CONFLICT(worker_sid) "
-                    "DO UPDATE SET evaluated_to_ms = excluded.evaluated_to_ms",
-                    [(ev.worker_sid, now_ms) for ev in evaluations])
-            for k, v in (meta or {}).items():
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, str(v)))
-            stats.exceptions_written += writer.written
-        stats.longest_write_s = max(stats.longest_write_s, time.perf_counter() - t0)
+        i, n = 0, len(evaluations)
+        while True:
+            t0 = time.perf_counter()
+            with self.store.write() as conn:
+                writer = ExceptionWriter(now_ms, self.exception_listener)
+                first = i
+                while i < n:
+                    stats.days_written += self._store(conn, writer, evaluations[i], now_ms, rules_ver)
+                    i += 1
+                    if time.perf_counter() - t0 > WRITE_BUDGET_S:
+                        break
+                if record and i > first:
+                    conn.executemany(
+                        "INSERT INTO evaluation (worker_sid, evaluated_to_ms) VALUES (?, ?) ON CONFLICT(worker_sid) "
+                        "DO UPDATE SET evaluated_to_ms = excluded.evaluated_to_ms",
+                        [(ev.worker_sid, now_ms) for ev in evaluations[first:i]])
+                if i >= n:
+                    for k, v in (meta or {}).items():
+                        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, str(v)))
+                stats.exceptions_written += writer.written
+            stats.longest_write_s = max(stats.longest_write_s, time.perf_counter() - t0)
+            if i >= n:
+                return
 
     def _load_evaluated_to(self) -> dict[str, int]:
         if self._evaluated_to is None:

@@ -36,6 +36,11 @@ JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 # checkpoint copies WAL pages into the main file, which needs room to grow. Refusing early keeps the
 # database able to checkpoint, read and purge; writing on until the disk is full wedges it.
 DISK_RESERVE_BYTES = 8 * 1024 * 1024
+# The service checkpoints from a thread of its own (start_checkpointer) once the WAL holds this much,
+# every CHECKPOINT_INTERVAL_S; the writer's autocheckpoint then only steps in past the backstop.
+BACKGROUND_CHECKPOINT_BYTES = 4 * 1024 * 1024
+CHECKPOINT_INTERVAL_S = 1.0
+BACKSTOP_AUTOCHECKPOINT_PAGES = 50_000
 # With less free space than this (beyond the WAL) every write first checks whether to checkpoint.
 CHECKPOINT_MARGIN_BYTES = 64 * 1024 * 1024
 # Databases up to this size get a full quick_check at start; bigger ones a probe of every table's ends.
@@ -389,6 +394,8 @@ class Store:
         self.corruption: str | None = None  # sticky: set by the start probe or any "malformed" error
         self._identity: tuple[int, int] | None = None
         self._write_lock = threading.RLock()
+        self._checkpointer: threading.Thread | None = None
+        self._checkpointer_stop = threading.Event()
         self._local = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -689,7 +696,42 @@ class Store:
         """``PRAGMA integrity_check``: every page and index (slow on a big file). ["ok"] when sound."""
         return _integrity_check(self._writer)
 
+    def start_checkpointer(self, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+        """Fold the WAL into the main file from a thread of its own, PASSIVE (never waiting for the writer
+        or readers), whenever it holds more than ``BACKGROUND_CHECKPOINT_BYTES``. The writer's own
+        autocheckpoint, which runs inside a commit (with the writer held, a webhook waiting behind it) and
+        took up to a second on a big WAL, is then only a backstop. For the long-running service."""
+        if self.memory or self._checkpointer is not None:
+            return
+        with self._write_lock:
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_AUTOCHECKPOINT_PAGES}")
+
+        def run() -> None:
+            conn = None
+            try:
+                while not self._checkpointer_stop.wait(interval_s):
+                    try:
+                        if os.stat(self._wal).st_size < BACKGROUND_CHECKPOINT_BYTES:
+                            continue
+                    except OSError:
+                        continue
+                    try:
+                        conn = conn or connect(self.path)
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    except sqlite3.Error as exc:
+                        log.warning("background checkpoint failed: %s", exc, extra={"event": "checkpoint_failed"})
+            finally:
+                if conn is not None:
+                    conn.close()
+
+        self._checkpointer = threading.Thread(target=run, name="adherence-checkpoint", daemon=True)
+        self._checkpointer.start()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer_stop.set()
+            self._checkpointer.join(timeout=10)
+            self._checkpointer = None
         with self._readers_lock:
             for c in self._all_readers:
                 try:

@@ -70,3 +70,28 @@ def test_the_start_probe_of_a_big_database_reads_every_table_including_those_wit
     again = store.Store(tmp_path / "big.db")
     assert again.corruption is None
     again.close()
+
+
+def test_the_service_checkpoints_in_the_background_not_inside_a_commit(tmp_path, monkeypatch):
+    import time
+
+    seen: list[str] = []
+    real_connect = store.connect
+
+    def traced(path):
+        conn = real_connect(path)
+        conn.set_trace_callback(seen.append)
+        return conn
+
+    monkeypatch.setattr(store, "BACKGROUND_CHECKPOINT_BYTES", 1)
+    s = store.Store(tmp_path / "c.db")
+    monkeypatch.setattr(store, "connect", traced)  # the checkpointer's own connection
+    s.start_checkpointer(interval_s=0.02)
+    with s.write() as conn:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == store.BACKSTOP_AUTOCHECKPOINT_PAGES
+        conn.execute("INSERT INTO meta VALUES ('k', 'v')")
+    deadline = time.monotonic() + 5
+    while "PRAGMA wal_checkpoint(PASSIVE)" not in seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.close()
+    assert "PRAGMA wal_checkpoint(PASSIVE)" in seen
