@@ -110,6 +110,7 @@ def main() -> None:
     workers = [a.worker_sid for a in c.engine.schedules.current.agents.values()]
     runner = c.engine.runner
     gc.freeze()  # as serve does once live state is loaded
+    c.engine.store.start_checkpointer()  # as serve does (with its scheduler)
     print(f"set-up {setup.s:.1f} s; serving on {port}", flush=True)
 
     results = {"idle": phase(port, workers, mid, "i", lambda: time.sleep(3) or None)}
