@@ -510,3 +510,22 @@ def test_email_over_starttls_with_login_reaches_a_real_smtp_server(tmp_path, mon
         assert closed["status"] == "pending" and closed["attempts"] == 1 and len(box.messages) == 1
     finally:
         box.close()
+
+
+def test_a_late_record_that_moves_the_end_before_the_closing_went_out_corrects_the_waiting_message(tmp_path, hook):
+    folder(tmp_path, """
+        - name: all
+          channel: hook
+          events: [open, close]
+    """, hook_channel(hook.url))
+    c = N(tmp_path, T("08:55"))
+    c.send(ANN, T("09:40"), "Offline")
+    c.tick(T("09:50"))
+    c.send_all()
+    c.send(ANN, T("09:52"), "Available")
+    c.tick(T("09:53"))  # the closing waits (not sent yet)
+    c.send(ANN, T("09:51"), "Available")  # late: she was back at 09:51
+    c.tick(T("09:54"))
+    c.send_all()
+    assert [e[0] for e in hook.events()] == ["opened", "closed"]  # one closing, with the end as now known
+    assert hook.bodies[1]["exception"]["end"] == iso(T("09:51"))

@@ -70,6 +70,10 @@ class Notifier:
     # -- called by ExceptionWriter.replace, inside the runner's transaction --------------------------
     def on_exceptions(self, conn: sqlite3.Connection, changed: Iterable[int], deleted: dict[int, dict],
                       now_ms: int) -> None:
+        if deleted:  # SQLite may give a deleted exception's id to the next one: it must not inherit these
+            q = ",".join("?" * len(deleted))
+            conn.execute(f"DELETE FROM acks WHERE exception_id IN ({q})", list(deleted))
+            conn.execute(f"DELETE FROM snoozes WHERE exception_id IN ({q})", list(deleted))
         cfg = self.current
         if cfg is None or not cfg.routes:
             return
@@ -236,15 +240,21 @@ class Notifier:
         """A change to an exception whose last message is still waiting: correct that message instead of
         sending two (the receiver sees only the exception as it now is)."""
         pending = conn.execute(
-            "SELECT id, event FROM outbox WHERE exception_id = ? AND route = ? AND status = 'pending' "
+            "SELECT id, event, payload FROM outbox WHERE exception_id = ? AND route = ? AND status = 'pending' "
             "AND event IN ('opened', 'closed', 'corrected') ORDER BY id DESC LIMIT 1", (eid, route.name)).fetchone()
         if pending is None:
             return False
         event = pending[1]
         if event == "opened" and row["end_ms"] is not None and "close" in route.on:
             event = "closed"  # opened and closed before anything went out: one message says both
+        elif event == "closed" and row["end_ms"] is None:
+            event = "corrected"  # the closing was not sent and a late record reopened it
+        payload = {"exception": event_body(row, now_ms)}
+        previous = json.loads(pending[2]).get("previous")
+        if event == "corrected":  # what the receiver last heard, which the waiting message has not changed
+            payload["previous"] = previous or {"start": iso(row["start_ms"]), "end": None}
         conn.execute("UPDATE outbox SET payload = ?, event = ? WHERE id = ?",
-                     (json.dumps({"exception": event_body(row, now_ms)}, separators=(",", ":")), event, pending[0]))
+                     (json.dumps(payload, separators=(",", ":")), event, pending[0]))
         return True
 
     def _removed(self, conn, route: Route, eid: int, old: dict | None, st: dict, now_ms: int) -> None:
