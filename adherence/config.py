@@ -57,6 +57,13 @@ class Config:
     twilio_api_url: str = "https://taskrouter.twilio.com"
     # what the exception time inside a period approval becomes when the request does not say: neutral or in
     period_mode: str = "neutral"
+    # named tokens (auth.tokens): each with a role and an optional team scope (adherence.access)
+    tokens: tuple = field(default=(), repr=False)
+
+    @property
+    def auth_enabled(self) -> bool:
+        """The API and board require a token: auth.api_token or any named token is set."""
+        return bool(self.api_token or self.tokens)
 
     @property
     def base_dir(self) -> Path:
@@ -85,6 +92,7 @@ _SCHEMA: dict[str, Any] = {
         "twilio_auth_token": ("secret", "twilio_auth_token"),
         "webhook_basic": ("basic", "webhook_basic"),
         "api_token": ("secret", "api_token"),
+        "tokens": ("tokens", "tokens"),
     },
     "retention": {"journal_days": ("posint", "retention_journal_days")},
     "approvals": {"period_mode": ("periodmode", "period_mode")},
@@ -155,6 +163,10 @@ def _convert(kind: str, value: Any, cfg: Config) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError("expected a list of names")
         return tuple(value)
+    if kind == "tokens":
+        from .access import parse_tokens
+
+        return parse_tokens(value, _interpolate)
     if kind == "periodmode":
         if value not in ("neutral", "in"):
             raise ValueError("expected neutral or in")
@@ -196,7 +208,7 @@ def _apply(data: LineDict, schema: dict, cfg: Config, prefix: str, problems: lis
             _apply(value, spec, cfg, dotted + ".", problems, fname)
             continue
         kind, attr = spec
-        raw = value if kind == "basic" else _interpolate(value)
+        raw = value if kind in ("basic", "tokens") else _interpolate(value)
         if raw is None and kind not in ("secret", "url", "basic", "posint"):
             continue  # unset: keep the default
         try:

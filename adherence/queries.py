@@ -35,6 +35,7 @@ class Filters:
     severity: str | None = None
     status: str | None = None
     approved: bool | None = None
+    teams: frozenset | None = None  # the caller's team scope (access.Principal.teams): None sees every team
 
     @classmethod
     def parse(cls, args: dict, *, allowed: Iterable[str]) -> "Filters":
@@ -105,6 +106,9 @@ def _where(engine, f: Filters, *, day_col: str = "day") -> tuple[str, list]:
     if f.team:
         clauses.append("team = ?")
         params.append(f.team)
+    if f.teams is not None:
+        clauses.append(f"team IN ({','.join('?' * len(f.teams))})")
+        params.extend(sorted(f.teams))
     if f.agent:
         clauses.append("worker_sid = ?")
         params.append(_resolve_agent(engine, f.agent))

@@ -39,7 +39,7 @@ shifts:
 """
 EXC_HEADER = "id,agent,worker_sid,team,rule,severity,scheduled_activity,actual_activity,task_state,start,end,duration_seconds,status,approved,note"
 ADH_HEADER = ("date,agent,worker_sid,team,scheduled_seconds,in_adherence_seconds,out_of_adherence_seconds,"
-              "approved_seconds,adherence_percent,conformance_percent,exceptions,stale")
+              "approved_seconds,adherence_percent,conformance_percent,exceptions,stale,neutral_seconds")
 DAY = "2026-11-24"
 
 

@@ -200,3 +200,42 @@ def test_an_agents_timeline_across_a_dst_day(tmp_path, browser):  # noqa: F811
         assert not errors, errors
     finally:
         srv.kill(15)
+
+
+def test_a_supervisor_token_sees_only_its_team_and_is_refused_elsewhere(tmp_path, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    from servers import Server
+    from test_browser import write_center
+
+    expect.set_options(timeout=25_000)
+    config = write_center(tmp_path)
+    sup = "blue-supervisor-token-0123456789"
+    config.write_text(config.read_text() + "  tokens:\n    pat: {token: \"${SUP_TOKEN}\", role: supervisor, teams: [blue]}\n")
+    srv = Server(config, env={"ADHERENCE_API_TOKEN": TOKEN, "SUP_TOKEN": sup}).start()
+    try:
+        feed = Feed(srv.url)
+        for w in (ANN, BEN, CAL):
+            feed.send(w, "Available", ago_ms=HISTORY_MS)
+        feed.send(BEN, "Offline")
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(srv.url + "/login")
+        page.fill("#token", sup)
+        page.click("#sign-in")
+        expect(page.locator("article.agent")).to_have_count(2)  # Ann and Cal (blue); Ben (green) is not shown
+        expect(page.locator('article[data-agent="ben"]')).to_have_count(0)
+        expect(page.locator('section[data-team="blue"]')).to_be_visible()
+        # the day page's reads are scoped too
+        today = datetime.now(timezone.utc).date().isoformat()
+        page.goto(f"{srv.url}/day?date={today}")
+        expect(page.locator('#adherence-table tr[data-agent="ann"]')).to_be_visible()
+        expect(page.locator('#adherence-table tr[data-agent="ben"]')).to_have_count(0)
+        # another team's agent page is refused
+        resp = page.goto(f"{srv.url}/agents/ben?date={today}")
+        assert resp.status == 403
+        expect(page.locator(".error-banner")).to_contain_text("outside the scope of token 'pat'")
+        # and so is the API, with the same session
+        status = page.evaluate("() => fetch('/api/exceptions?team=green').then(r => r.status)")
+        assert status == 403
+    finally:
+        srv.kill(15)

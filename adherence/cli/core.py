@@ -33,8 +33,8 @@ def unauthenticated_surfaces(config) -> list[str]:
     missing = []
     if not config.twilio_auth_token and config.webhook_basic is None:
         missing.append("the webhook (set TWILIO_AUTH_TOKEN or auth.webhook_basic)")
-    if not config.api_token:
-        missing.append("the API and board (set ADHERENCE_API_TOKEN)")
+    if not config.auth_enabled:
+        missing.append("the API and board (set ADHERENCE_API_TOKEN or auth.tokens)")
     return missing
 
 

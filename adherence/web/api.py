@@ -21,8 +21,9 @@ import time
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
+from ..access import OPEN, Principal, Refused, principals
 from ..auth import check_bearer, constant_time_equal
 from ..errors import NotFound
 from ..metrics import METRICS
@@ -109,19 +110,98 @@ def session_valid(value: str | None, token: str, now_s: int | None = None) -> bo
     return mac_ok and expires > int(now_s if now_s is not None else time.time())
 
 
+_SESSION_CONTEXT_V2 = b"adherence board session v2|"
+
+
+def named_session_value(name: str, token: str, now_s: int | None = None) -> tuple[str, int]:
+    """A board session of a named token: ``v2.<name>.<expires>.<HMAC(token, name|expires)>``; like v1, derived
+    from the token (never the token), so rotating a token ends its sessions."""
+    max_age = SESSION_DAYS * 86_400
+    expires = int(now_s if now_s is not None else time.time()) + max_age
+    mac = hmac.new(token.encode("utf-8"), _SESSION_CONTEXT_V2 + f"{name}|{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"v2.{name}.{expires}.{mac}", max_age
+
+
+def _session_principal(value: str | None, config, now_s: int | None = None):
+    if not value:
+        return None
+    if value.startswith("v1."):
+        if config.api_token and session_valid(value, config.api_token, now_s):
+            return Principal("admin", "admin", None, named=False)
+        return None
+    parts = value.split(".")
+    if len(parts) != 4 or parts[0] != "v2" or not (parts[2].isascii() and parts[2].isdigit()) or len(parts[2]) > 12:
+        return None
+    for token, who in principals(config):
+        if who.name == parts[1]:
+            want, _ = named_session_value(who.name, token, int(parts[2]) - SESSION_DAYS * 86_400)
+            if constant_time_equal(want, value) and int(parts[2]) > int(now_s if now_s is not None else time.time()):
+                return who
+    return None
+
+
+def _bearer_principal(header: str | None, config):
+    if not header or header[:7].lower() != "bearer ":
+        return None
+    found = None
+    for token, who in principals(config):  # every token compared: the time does not say which matched
+        if check_bearer(header, token) and found is None:
+            found = who
+    return found
+
+
+def principal():
+    """Who the request is (resolved once per request): a Principal, OPEN with no token configured, or None."""
+    if "principal" in g:
+        return g.principal
+    config = current_app.extensions["adherence"].config
+    if not config.auth_enabled:
+        who, how = OPEN, "open"
+    else:
+        who, how = _bearer_principal(request.headers.get("Authorization"), config), "bearer"
+        if who is None:
+            who, how = _session_principal(request.cookies.get(SESSION_COOKIE), config), "cookie"
+        if who is None:
+            how = None
+    g.principal, g.how = who, how
+    return who
+
+
 def credentials() -> str | None:
     """How the request is allowed in: "open" (no API token configured), "bearer", "cookie", or None."""
-    token = current_app.extensions["adherence"].config.api_token
-    if not token:
-        return "open"
-    bearer = check_bearer(request.headers.get("Authorization"), token)
-    cookie = session_valid(request.cookies.get(SESSION_COOKIE), token)
-    return "bearer" if bearer else "cookie" if cookie else None
+    principal()
+    return g.how
 
 
 def authorized() -> bool:
-    """True when no API token is configured, or the request carries it (Bearer) or a valid session cookie."""
+    """True when no token is configured, or the request carries one (Bearer) or a valid session cookie."""
     return credentials() is not None
+
+
+def refuse_scope(message: str):
+    raise Refused(message)
+
+
+def visible_teams() -> frozenset | None:
+    """The caller's team scope (None: every team)."""
+    who = principal()
+    return None if who is None else who.teams
+
+
+def check_team(team: str | None, what: str) -> None:
+    """Refuse (403) a read or change of ``what`` outside the caller's team scope."""
+    who = principal()
+    if who is not None and not who.sees(team):
+        raise Refused(f"refused: {what} belongs to team {team or '(none)'}, outside the scope of token "
+                      f"{who.name!r} ({', '.join(sorted(who.teams))})")
+
+
+def approver(body_by: str | None) -> str | None:
+    """``by`` as recorded: what the request says, else the named token's name."""
+    who = principal()
+    if body_by:
+        return body_by
+    return who.name if who is not None and who.named else None
 
 
 def note_auth_failure(surface: str) -> None:
@@ -145,12 +225,15 @@ def _require_token():
         return error_response(403, "refused: a change made with the board's session must be sent as "
                                    "Content-Type: application/json")
     if how is not None:
+        who = g.principal
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not who.can_write:
+            return error_response(403, f"refused: token {who.name!r} has the role {who.role}, which may only read")
         return None
     note_auth_failure("api")
     header = request.headers.get("Authorization")
     if header:
         challenge = 'Bearer realm="adherence", error="invalid_token"'
-        message = "invalid credentials: the bearer token is not the configured API token"
+        message = "invalid credentials: the bearer token is not a configured API token"
     else:
         challenge = 'Bearer realm="adherence"'
         message = "authentication required: send Authorization: Bearer <token> (auth.api_token)"
@@ -177,6 +260,11 @@ def _bad_request(exc: BadRequest):
 @bp.errorhandler(FilterError)
 def _bad_filter(exc: FilterError):
     return error_response(400, str(exc), str(exc).split("; "))
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused):
+    return error_response(403, str(exc))
 
 
 @bp.errorhandler(PeriodError)
@@ -250,7 +338,14 @@ def _wants_csv(args: dict, csv_ok: bool = True) -> bool:
 
 
 def _filters(args: dict, allowed: tuple[str, ...]) -> Filters:
-    return Filters.parse({k: v for k, v in args.items() if k not in PAGING and k != "group"}, allowed=allowed)
+    """Validated filters, narrowed to the caller's team scope (a team outside it is refused, not empty)."""
+    f = Filters.parse({k: v for k, v in args.items() if k not in PAGING and k != "group"}, allowed=allowed)
+    teams = visible_teams()
+    if teams is not None:
+        if f.team and f.team not in teams:
+            check_team(f.team, f"team {f.team!r}")
+        f.teams = teams
+    return f
 
 
 def _check_unknown(args: dict, allowed: tuple[str, ...]) -> None:
@@ -320,7 +415,9 @@ def _exception_id(raw: str) -> int:
 
 @bp.get("/api/exceptions/<exc_id>")
 def one_exception(exc_id: str):
-    return jsonify({"ok": True, "exception": get_exception(_engine(), _exception_id(exc_id), history=True)})
+    row = get_exception(_engine(), _exception_id(exc_id), history=True)
+    check_team(row["team"], f"exception {row['id']}")
+    return jsonify({"ok": True, "exception": row})
 
 
 @bp.get("/api/adherence")
@@ -377,9 +474,10 @@ def _approval_body(required_by: bool) -> dict[str, Any]:
 def _approval(raw_id: str, approved: bool):
     engine = _engine()
     exc_id = _exception_id(raw_id)
-    body = _approval_body(required_by=approved)
-    get_exception(engine, exc_id)  # 404 before anything changes
-    row = set_approval(engine, exc_id, approved, by=body.get("by"), note=body.get("note"))
+    who = principal()
+    body = _approval_body(required_by=approved and not (who is not None and who.named))
+    check_team(get_exception(engine, exc_id)["team"], f"exception {exc_id}")  # 404, 403 before anything changes
+    row = set_approval(engine, exc_id, approved, by=approver(body.get("by")), note=body.get("note"))
     log.info("exception %s %s", exc_id, "approved" if approved else "approval withdrawn",
              extra={"event": "approval", "exception": exc_id, "approved": approved, "by": body.get("by")})
     return jsonify({"ok": True, "exception": row})
@@ -431,10 +529,12 @@ def approve_selected():
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 10**18
                                             for i in ids):
         raise BadRequest("ids: expected a list of exception ids (positive whole numbers)")
-    by = _text(body, "by", MAX_BY)
+    by = approver(_text(body, "by", MAX_BY))
     if not by:
         raise BadRequest("by: who approves is required (a name)")
     try:
+        for i in dict.fromkeys(ids):
+            check_team(get_exception(_engine(), i)["team"], f"exception {i}")
         rows = approve_many(_engine(), list(dict.fromkeys(ids)), by, _text(body, "note", MAX_NOTE))
     except NotFound as exc:
         return error_response(404, str(exc))
@@ -464,12 +564,22 @@ def create_period_view():
         raise BadRequest("give either agent or team (or neither, for everyone), not both")
     agent, team = _text(body, "agent", MAX_BY), _text(body, "team", MAX_BY)
     scope, target = ("agent", agent) if agent else ("team", team) if team else ("all", None)
+    if visible_teams() is not None:
+        if scope == "all":
+            raise Refused("refused: a period approval for everyone touches every team; a token scoped to "
+                          f"{', '.join(sorted(visible_teams()))} may approve a period for its team or agents")
+        if scope == "team":
+            check_team(team, f"team {team!r}")
+        else:
+            from ..queries import _resolve_agent
+
+            check_team(_engine().runner.agent_info(_resolve_agent(_engine(), agent))[1], f"agent {agent!r}")
     start, end = _instant(body, "start"), _instant(body, "end")
     mode = body.get("mode")
     if mode is not None and not isinstance(mode, str):
         raise BadRequest("mode: expected neutral or in")
     period = create_period(_engine(), scope, target, start, end, mode, _text(body, "reason", MAX_NOTE) or "",
-                           _text(body, "by", MAX_BY))
+                           approver(_text(body, "by", MAX_BY)))
     log.info("period approval %s created", period["id"], extra={"event": "period_approval", "period": period})
     return jsonify({"ok": True, "period": period}), 201
 
@@ -483,9 +593,23 @@ def _period_id(raw: str) -> int:
 @bp.get("/api/periods/<pid>")
 def one_period(pid: str):
     try:
-        return jsonify({"ok": True, "period": get_period(_engine(), _period_id(pid))})
+        period = get_period(_engine(), _period_id(pid))
     except NotFound as exc:
         return error_response(404, str(exc))
+    _check_period(period)
+    return jsonify({"ok": True, "period": period})
+
+
+def _check_period(period: dict) -> None:
+    teams = visible_teams()
+    if teams is None:
+        return
+    if period["scope"] == "all":
+        if request.method == "GET":
+            return  # everyone's period covers the caller's teams too: visible, not withdrawable
+        raise Refused("refused: a period approval for everyone can be withdrawn only by an unscoped token")
+    team = period["target"] if period["scope"] == "team" else _engine().runner.agent_info(period["target"])[1]
+    check_team(team, f"period approval {period['id']}")
 
 
 @bp.delete("/api/periods/<pid>")
@@ -493,7 +617,9 @@ def one_period(pid: str):
 def withdraw_period_view(pid: str):
     body = _json_object(("by", "note"), '{"by": "...", "note": "..."}', optional=True)
     try:
-        period = withdraw_period(_engine(), _period_id(pid), _text(body, "by", MAX_BY), _text(body, "note", MAX_NOTE))
+        _check_period(get_period(_engine(), _period_id(pid)))
+        period = withdraw_period(_engine(), _period_id(pid), approver(_text(body, "by", MAX_BY)),
+                                 _text(body, "note", MAX_NOTE))
     except NotFound as exc:
         return error_response(404, str(exc))
     log.info("period approval %s withdrawn", pid, extra={"event": "period_approval", "period": period})
@@ -524,7 +650,7 @@ def list_periods_view():
         team = engine.runner.agent_info(worker)[1]
     elif f.team:
         team = f.team
-    rows = list_periods(engine, lo, hi, worker_sid=worker, team=team)
+    rows = list_periods(engine, lo, hi, worker_sid=worker, team=team, teams=visible_teams())
     return jsonify({"ok": True, "periods": rows, "total": len(rows)})
 
 
@@ -536,7 +662,7 @@ def list_audit():
     as_csv = _wants_csv(args)
     limit, offset = _paging(args)
     f = _filters({k: v for k, v in args.items() if k != "exception"}, ("date", "from", "to", "agent"))
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"teams": visible_teams()}
     if args.get("exception"):
         kw["exception_id"] = _exception_id(args["exception"])
     if f.agent:
@@ -638,6 +764,11 @@ def list_agents():
     _wants_csv(args, csv_ok=False)
     limit, offset = _paging(args, AGENTS_DEFAULT_LIMIT, AGENTS_MAX_LIMIT)
     rows, today = agents_now(engine)
+    scope = visible_teams()
+    if scope is not None:
+        if args.get("team"):
+            check_team(args["team"], f"team {args['team']!r}")
+        rows = [r for r in rows if r["team"] in scope]
     teams = sorted({r["team"] for r in rows if r["team"]})
     keep: list[Callable[[dict], bool]] = []
     if args.get("team"):
@@ -712,6 +843,7 @@ def agent_timeline(agent: str):
         sid = _resolve_agent(engine, agent)
     except NotFound as exc:
         return error_response(404, str(exc))
+    check_team(engine.runner.agent_info(sid)[1], f"agent {agent!r}")
     return jsonify({"ok": True, **agent_day(engine, sid, day)})
 
 

@@ -22,7 +22,8 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from ..auth import constant_time_equal
 from ..metrics import METRICS
 from ..timeutil import local_date, parse_date, zone
-from .api import SESSION_COOKIE, authorized, note_auth_failure, session_value
+from ..access import Refused, principals
+from .api import SESSION_COOKIE, authorized, check_team, named_session_value, note_auth_failure, session_value
 
 bp = Blueprint("board", __name__)
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def _require_login():
 
 def _page(template: str, status: int = 200, **context):
     engine = _engine()
-    return render_template(template, refresh_ms=REFRESH_MS, auth=bool(engine.config.api_token),
+    return render_template(template, refresh_ms=REFRESH_MS, auth=engine.config.auth_enabled,
                            timezone=engine.config.timezone, **context), status
 
 
@@ -248,6 +249,10 @@ def agent_page(agent: str):
         sid = _resolve_agent(engine, agent)
     except NotFound as exc:
         return _page("agent.html", 404, title="Agent", error=str(exc), t=None)
+    try:
+        check_team(engine.runner.agent_info(sid)[1], f"agent {agent!r}")
+    except Refused as exc:
+        return _page("agent.html", 403, title="Agent", error=str(exc), t=None)
     t = agent_day(engine, sid, d)
     return _page("agent.html", title=f"{t['name']} · {t['date']}", t=t, g=_timeline_rows(t),
                  prev_day=(d - timedelta(days=1)).isoformat(), next_day=(d + timedelta(days=1)).isoformat())
@@ -255,9 +260,10 @@ def agent_page(agent: str):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    token = _engine().config.api_token
+    """Any configured token signs in (auth.api_token or a named one); the session carries which."""
+    config = _engine().config
     target = _safe_next(request.values.get("next"))
-    if not token:
+    if not config.auth_enabled:
         return redirect(target)
     if request.method == "GET":
         return _page("login.html", title="Sign in", next=target, error=None, login_page=True)
@@ -273,14 +279,19 @@ def login():
                              error=f"Too many failed sign-ins from your address. Try again in {wait} s.")
         return body, status, {"Retry-After": str(wait)}
     given = request.form.get("token", "")
-    if not given or not constant_time_equal(given, token):
+    match = None
+    for token, who in principals(config):  # every token compared: the time does not say which matched
+        if given and constant_time_equal(given, token) and match is None:
+            match = (token, who)
+    if match is None:
         failures = throttle.failed(address)
         note_auth_failure("board-login")
         log.warning("sign-in failed", extra={"event": "login_failed", "remote": address, "failures": failures})
         return _page("login.html", 401, title="Sign in", next=target, error="That is not the API token.",
                      login_page=True)
     throttle.succeeded(address)
-    value, max_age = session_value(token)
+    token, who = match
+    value, max_age = named_session_value(who.name, token) if who.named else session_value(token)
     resp = redirect(target)
     secure = request.is_secure or (_engine().config.server_public_url or "").startswith("https://")
     resp.set_cookie(SESSION_COOKIE, value, max_age=max_age, path="/", httponly=True, samesite="Strict", secure=secure)
@@ -289,6 +300,6 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    resp = redirect(url_for("board.login") if _engine().config.api_token else url_for("board.live"))
+    resp = redirect(url_for("board.login") if _engine().config.auth_enabled else url_for("board.live"))
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
     return resp
