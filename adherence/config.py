@@ -59,6 +59,8 @@ class Config:
     period_mode: str = "neutral"
     # named tokens (auth.tokens): each with a role and an optional team scope (adherence.access)
     tokens: tuple = field(default=(), repr=False)
+    # no record at all for this long while agents are scheduled: the feed is silent (adherence.silence)
+    feed_silence_ms: int = 10 * 60_000
 
     @property
     def auth_enabled(self) -> bool:
@@ -96,6 +98,7 @@ _SCHEMA: dict[str, Any] = {
     },
     "retention": {"journal_days": ("posint", "retention_journal_days")},
     "approvals": {"period_mode": ("periodmode", "period_mode")},
+    "feed": {"silence_after": ("duration", "feed_silence_ms")},
     "twilio": {
         "account_sid": ("secret", "twilio_account_sid"),
         "workspace_sid": ("secret", "twilio_workspace_sid"),

@@ -57,6 +57,8 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...], tuple | None]] = {
     "adherence_tick_duration_seconds": ("histogram", "Duration of evaluator ticks.", (), TICK_BUCKETS),
     "adherence_tick_agents": ("gauge", "Agents evaluated in the last tick.", (), None),
     "adherence_live_agents": ("gauge", "Agents held in live state.", (), None),
+    "adherence_feed_silence_seconds": ("gauge", "Seconds since the last record (or refused body) was received.", (), None),
+    "adherence_feed_silent": ("gauge", "1 while no record has arrived for feed.silence_after with agents scheduled.", (), None),
 }
 
 

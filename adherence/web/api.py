@@ -786,8 +786,10 @@ def list_agents():
         want_out = ooa in _TRUE
         keep.append(lambda r: r["in_adherence"] != want_out)
     rows = [r for r in rows if all(k(r) for k in keep)]
+    from ..silence import feed_status
+
     return _page("agents", rows[offset : offset + limit], len(rows), limit, offset,
-                 now=iso(engine.clock.now_ms()), date=today, teams=teams)
+                 now=iso(engine.clock.now_ms()), date=today, teams=teams, feed=feed_status(engine))
 
 
 INTERVAL_FILTERS = ("date", "from", "to", "team", "agent")

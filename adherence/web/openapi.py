@@ -316,7 +316,10 @@ def spec() -> dict:
                             "content": {"application/json": {"schema": _page("agents", _ref("Agent"), {
                                 "now": TIME,
                                 "date": {**DATE, "description": "Today in the configured time zone."},
-                                "teams": {"type": "array", "items": {"type": "string"}}})}}},
+                                "teams": {"type": "array", "items": {"type": "string"}},
+                                "feed": {"type": "object", "description": "Feed silence: `silent`, "
+                                         "`threshold_seconds`, `last_record_at`, `silent_seconds`, `scheduled_agents`, "
+                                         "and `offer` (the silent period, to post to /api/periods) while silent."}})}}},
                     **_errors(400, 401),
                 },
             }},

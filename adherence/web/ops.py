@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from .. import __version__
 from ..metrics import exposition
+from ..silence import feed_status
 from .api import credentials
 
 bp = Blueprint("ops", __name__)
@@ -22,6 +23,14 @@ bp = Blueprint("ops", __name__)
 def health():
     engine = current_app.extensions["adherence"]
     report = engine.health()
+    try:
+        report["feed"] = feed_status(engine)
+    except Exception as exc:  # a silence check must never take the health check down with it
+        report["feed"] = {"silent": None, "error": str(exc)}
+    if report["feed"].get("silent"):
+        report["ok"] = False
+        if report["status"] == "ok":
+            report["status"] = "degraded"
     ready = bool(report["database"]["ok"]) and not report.get("starting")
     status = 200 if ready else 503
     if credentials() is None:
@@ -38,5 +47,9 @@ def health():
 
 @bp.get("/metrics")
 def metrics():
+    try:
+        feed_status(current_app.extensions["adherence"])  # sets adherence_feed_silence_seconds / _silent
+    except Exception:
+        pass  # the other metrics still matter
     body, content_type = exposition(current_app)
     return Response(body, content_type=content_type)

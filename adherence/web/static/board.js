@@ -199,8 +199,35 @@
     }
   }
 
+  var offered = null; // the silent period the banner offers to approve
+
+  function feedBanner(feed) {
+    var banner = document.getElementById("feed-banner");
+    if (!feed || !feed.silent) { banner.hidden = true; offered = null; return; }
+    offered = feed.offer;
+    document.getElementById("feed-text").textContent = "⚠ No record from Flex for " + Adh.duration(feed.silent_seconds) +
+      " (since " + feed.last_record_at.slice(11, 19) + " UTC) while " + feed.scheduled_agents +
+      " agents are scheduled: the feed may be down, and everyone may look out of adherence.";
+    document.getElementById("feed-error").textContent = "";
+    banner.hidden = false;
+  }
+
+  document.getElementById("feed-approve").addEventListener("click", function () {
+    if (!offered) return;
+    var by = localStorage.getItem("adherence.by") || window.prompt("Your name, for the approval's history:") || "";
+    if (by) localStorage.setItem("adherence.by", by);
+    var body = { start: offered.start, end: offered.end, reason: offered.reason };
+    if (by) body.by = by;
+    Adh.api("/api/periods", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then(function (r) {
+        document.getElementById("feed-error").textContent = "✓ Approved as period #" + r.period.id +
+          " (" + r.period.start.slice(11, 16) + "–" + r.period.end.slice(11, 16) + " UTC, " + r.period.mode + ")";
+      }).catch(function (err) { document.getElementById("feed-error").textContent = err.message; });
+  });
+
   function refresh() {
     Adh.api("/api/agents?limit=5000").then(function (data) {
+      feedBanner(data.feed);
       state.agents = data.agents;
       state.teams = data.teams;
       state.date = data.date;
