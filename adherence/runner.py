@@ -178,8 +178,8 @@ class Runner:
         rules_ver = rules_version(self.rules.current)
         i, n = 0, len(evaluations)
         while True:
-            t0 = time.perf_counter()
             with self.store.write() as conn:
+                t0 = time.perf_counter()  # from when the writer is ours: waiting for it holds nobody up
                 writer = ExceptionWriter(now_ms, self.exception_listener)
                 first = i
                 while i < n:
