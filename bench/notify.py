@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=2_000)
     ap.add_argument("--burst", type=int, default=1_000)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--control", action="store_true",
+                    help="the same tick with notifications off (no outbox, no sender): the webhook's baseline")
     args = ap.parse_args()
     recv = subprocess.Popen([sys.executable, "-c", RECEIVER, SECRET], stdout=subprocess.PIPE, text=True)
     rport = int(recv.stdout.readline())
@@ -131,7 +133,8 @@ def main() -> None:
     source = notification_source(eng.config)
     source.check()
     eng.notifier = Notifier(eng.store, source, eng.clock)
-    eng.runner.exception_listener = eng.notifier.on_exceptions
+    if not args.control:
+        eng.runner.exception_listener = eng.notifier.on_exceptions
     app = create_app(engine=eng)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
     port = server.effective_port
@@ -147,7 +150,8 @@ def main() -> None:
         pending.append((parse_envelope(env, at), at))
     eng.journal.ingest_parsed(pending)
     sender = Sender(eng.notifier)
-    sender.start()
+    if not args.control:
+        sender.start()
     posters = [Poster(port, rest, mid + 3_000, f"n{i}") for i in range(4)]
     for p in posters:
         p.start()
@@ -159,7 +163,7 @@ def main() -> None:
     t_tick = time.perf_counter() - t0
     n_out = eng.store.reader.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     deadline = time.time() + 300
-    while time.time() < deadline:
+    while time.time() < deadline and not args.control:
         got = receiver_counts(rport)
         if got["received"] >= n_out:
             break
@@ -189,6 +193,10 @@ def main() -> None:
                   "non-200", "target"], rows)
     print(text)
     print("outbox:", statuses, "tick:", stats.as_dict())
+    if args.control:
+        print(f"control (notifications off): tick {t_tick:.2f} s, webhook p50 {percentile(lat, 50):.1f} ms, "
+              f"p99 {p99:.1f} ms, max {max(lat) if lat else 0:.1f} ms over {len(lat)} requests")
+        return
     if not args.no_write:
         note = (f"{args.agents:,} agents (`bench/center.py`, {args.distinct:,} simulated, the rest clones) fed to "
                 "13:00 local and evaluated once; then a route for rule `bench-burst` to a signed webhook is switched "

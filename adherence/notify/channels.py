@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import http.client
 import json
 import smtplib
 import ssl
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -175,18 +175,58 @@ def email_message(channel: Channel, entries: list[dict], public_url: str | None)
     return msg
 
 
+_local = threading.local()
+
+
+def _connection(url: str, timeout_s: float) -> tuple[http.client.HTTPConnection, str]:
+    """A keep-alive connection per sender thread and origin: a burst of alerts to one receiver costs one
+    TCP (and TLS) handshake, not one each, and leaves the CPU to the webhook's request threads."""
+    parts = urllib.parse.urlsplit(url)
+    key = (parts.scheme, parts.netloc)
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = {}
+    conn = pool.get(key)
+    if conn is None:
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = pool[key] = cls(parts.netloc, timeout=timeout_s)
+    conn.timeout = timeout_s
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return conn, path
+
+
+def _drop(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    conn = getattr(_local, "pool", {}).pop((parts.scheme, parts.netloc), None)
+    if conn is not None:
+        conn.close()
+
+
 def _post(url: str, body: bytes, headers: dict, timeout_s: float) -> str:
-    req = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": f"adherence/{__version__}", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (the configured URL)
-            return resp.read(2000).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(300).decode("utf-8", "replace").strip()
-        raise DeliveryError(f"HTTP {exc.code}" + (f": {detail}" if detail else "")) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}") from None
+    headers = {"Content-Type": "application/json", "User-Agent": f"adherence/{__version__}", **headers}
+    for attempt in (1, 2):
+        conn, path = _connection(url, timeout_s)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            _drop(url)
+            if attempt == 1:
+                continue  # the receiver closed an idle keep-alive connection: once more on a fresh one
+            raise DeliveryError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            _drop(url)
+            raise DeliveryError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}") from None
+        if resp.will_close:
+            _drop(url)
+        if not 200 <= resp.status < 300:
+            detail = text[:300].strip()
+            raise DeliveryError(f"HTTP {resp.status}" + (f": {detail}" if detail else ""))
+        return text
+    raise AssertionError("unreachable")
 
 
 def send(channel: Channel, entries: list[dict], *, public_url: str | None, timeout_ms: int,

@@ -111,16 +111,19 @@ class Notifier:
               dry: bool) -> int:
         ids = [i for i in ids if i not in deleted]
         rows: dict[int, dict] = {}
+        acked: set[int] = set()
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
             q = ",".join("?" * len(part))
-            for r in conn.execute(f"SELECT {', '.join(COLS)} FROM exceptions WHERE id IN ({q})", part):
+            for r in conn.execute(f"SELECT {', '.join('e.' + c for c in COLS)}, a.exception_id FROM exceptions e "
+                                  f"LEFT JOIN acks a ON a.exception_id = e.id WHERE e.id IN ({q})", part):
                 rows[r[0]] = _row(r)
+                if r[-1] is not None:
+                    acked.add(r[0])
         all_ids = list(rows) + list(deleted) + [i for i in ids if i not in rows]
         if not all_ids:
             return 0
         states: dict[tuple[int, str], dict] = {}
-        acked: set[int] = set()
         for i in range(0, len(all_ids), 500):
             part = all_ids[i:i + 500]
             q = ",".join("?" * len(part))
@@ -128,7 +131,6 @@ class Notifier:
                     f"SELECT exception_id, route, announced_ms, start_ms, end_ms, reminders FROM notify_state "
                     f"WHERE exception_id IN ({q})", part):
                 states[(eid, route)] = {"announced_ms": ann, "start_ms": s, "end_ms": e, "reminders": rem}
-            acked |= {r[0] for r in conn.execute(f"SELECT exception_id FROM acks WHERE exception_id IN ({q})", part)}
         snoozed_workers, snoozed_exc = self._snoozes(conn, now_ms)
         channels = cfg.channels
         writes = 0
