@@ -77,6 +77,9 @@ def test_a_scoped_token_sees_only_its_team_on_every_read_path(center):
     agents = get(c, "/api/agents", SUP).get_json()
     assert {a["team"] for a in agents["agents"]} == {"tier1"} and agents["teams"] == ["tier1"]
     assert get(c, "/api/agents?team=tier2", SUP).status_code == 403
+    assert {a["team"] for a in get(c, "/api/board/table", SUP).get_json()["agents"]} == {"tier1"}
+    assert get(c, "/api/board/table", SUP).get_json()["teams"] == ["tier1"]
+    assert get(c, "/api/board/table?team=tier2", SUP).status_code == 403
 
     exc = get(c, f"/api/exceptions?date={DAY}", SUP).get_json()["exceptions"]
     assert exc and {e["team"] for e in exc} == {"tier1"}

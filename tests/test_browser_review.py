@@ -239,3 +239,78 @@ def test_a_supervisor_token_sees_only_its_team_and_is_refused_elsewhere(tmp_path
         assert status == 403
     finally:
         srv.kill(15)
+
+
+def write_big_center(folder, n: int):
+    """n agents in teams of 100, scheduled Available all day (UTC) yesterday, today and tomorrow."""
+    today = datetime.now(timezone.utc).date()
+    lines = ["timezone: UTC", "agents:"]
+    for i in range(n):
+        lines.append(f"  a{i:05d}: {{worker_sid: WK{i:032d}, name: Agent {i:05d}, team: t{i // 100:03d}}}")
+    lines.append("shifts:")
+    for d in (-1, 0, 1):
+        lines += [f"  - teams: [{', '.join(f't{k:03d}' for k in range((n + 99) // 100))}]",
+                  f"    date: {(today + timedelta(days=d)).isoformat()}", "    segments:", "      - 00:00-24:00 Available"]
+    (folder / "schedules").mkdir()
+    (folder / "schedules" / "roster.yaml").write_text("\n".join(lines) + "\n")
+    (folder / "rules").mkdir()
+    (folder / "rules" / "rules.yaml").write_text(
+        "rules:\n  - name: offline-when-scheduled-available\n"
+        "    when:\n      scheduled: Available\n      activity: [Offline, Unknown]\n    for: 2s\n    severity: critical\n")
+    config = folder / "config.yaml"
+    config.write_text("database: big.db\ntimezone: UTC\nschedules: schedules\nrules: rules\n"
+                      "evaluation:\n  interval: 2s\nauth:\n  api_token: ${ADHERENCE_API_TOKEN}\n")
+    return config
+
+
+def test_table_mode_lists_every_agent_of_a_10000_agent_center_worst_first(tmp_path, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    from adherence.timeutil import iso
+    from servers import Server
+
+    expect.set_options(timeout=60_000)
+    n = 10_000
+    srv = Server(write_big_center(tmp_path, n), env={"ADHERENCE_API_TOKEN": TOKEN}).start(timeout=120)
+    try:
+        now = time.time_ns() // 1_000_000
+
+        def records(items):
+            return {"product": "Flex", "object": "WFMWorkerChange", "version": 1, "records": [
+                {"worker": {"sid": f"WK{i:032d}", "activity_name": act}, "channels": None,
+                 "last_processed_event_sid": f"EV{k:032d}", "date_last_processed_event": iso(at)}
+                for k, (i, act, at) in items]}
+
+        everyone = [(i, (i, "Available", now - HISTORY_MS)) for i in range(n)]
+        assert requests.post(srv.url + "/webhooks/rta", json=records(everyone), timeout=120).status_code == 200
+        # five agents go Offline, the earliest first: 7777 longest, then 42, 9999, 5000, 1
+        late = [(n + j, (i, "Offline", now - (60 - 10 * j) * 1000)) for j, i in enumerate((7777, 42, 9999, 5000, 1))]
+        assert requests.post(srv.url + "/webhooks/rta", json=records(late), timeout=60).status_code == 200
+
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, srv.url)
+        page.goto(srv.url + "/")  # a large roster opens in table mode
+        expect(page.locator("#table-total")).to_have_text("10,000 agents")
+        expect(page.locator("#out-count")).to_have_text("✗ 5 out of adherence")
+        first = page.locator("#agents-table tbody tr")
+        expect(first).to_have_count(100)
+        names = [first.nth(k).locator("td").nth(1).inner_text() for k in range(6)]
+        assert names == ["Agent 07777", "Agent 00042", "Agent 09999", "Agent 05000", "Agent 00001", "Agent 00000"]
+        expect(first.first).to_have_attribute("data-state", "out")
+        expect(page.locator("#page-info")).to_have_text("1–100 of 10,000")
+        # every agent is reachable: the last page ends at 10,000
+        page.select_option("#page-size", "500")
+        expect(page.locator("#page-info")).to_have_text("1–500 of 10,000")
+        for _ in range(19):
+            page.click("#next-page")
+        expect(page.locator("#page-info")).to_have_text("9,501–10,000 of 10,000")
+        expect(page.locator("#agents-table tbody tr")).to_have_count(500)
+        # server-side filters
+        page.fill("#search", "Agent 04321")
+        expect(page.locator("#agents-table tbody tr")).to_have_count(1)
+        expect(page.locator("#table-total")).to_have_text("1 agents")
+        assert not errors, errors
+    finally:
+        srv.kill(15)

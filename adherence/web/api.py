@@ -863,6 +863,51 @@ def _day_arg(raw: str | None):
     return d
 
 
+TABLE_PARAMS = ("team", "q", "out_of_adherence", "sort", "limit", "offset")
+
+
+@bp.get("/api/board/table")
+def board_table():
+    """The board's table mode: one compact row per agent, filtered, sorted (worst first) and paged here, with
+    an ETag: an unchanged page is 304 (see web/boardtable.py)."""
+    from .boardtable import SORTS, TableSnapshot, etag, public_row, select
+
+    engine = _engine()
+    args = _args()
+    extra = sorted(set(args) - set(TABLE_PARAMS))
+    if extra:
+        raise BadRequest(f"unknown parameter {extra[0]!r} (expected one of: {', '.join(TABLE_PARAMS)})")
+    sort = args.get("sort") or "out"
+    if sort not in SORTS:
+        raise BadRequest(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
+    ooa = (args.get("out_of_adherence") or "").lower()
+    if ooa and ooa not in _TRUE + _FALSE:
+        raise BadRequest(f"out_of_adherence: expected true or false, got {args['out_of_adherence']!r}")
+    out_only = None if not ooa else ooa in _TRUE
+    limit, offset = _paging(args, 100, 1000)
+    teams = visible_teams()
+    if args.get("team") and teams is not None:
+        check_team(args["team"], f"team {args['team']!r}")
+    q = (args.get("q") or "").strip()[:200] or None
+    snap = current_app.extensions.setdefault("adherence.table", TableSnapshot())
+    cursor, rows = snap.get(engine)
+    tag = etag(cursor, (sort, args.get("team"), q, out_only, limit, offset,
+                        None if teams is None else tuple(sorted(teams))))
+    if request.headers.get("If-None-Match") == tag:
+        resp = Response(status=304)
+        resp.headers["ETag"] = tag
+        return resp
+    chosen = select(rows, teams=teams, team=args.get("team"), q=q, out_only=out_only, sort=sort)
+    all_teams = sorted({r["team"] for r in rows if r["team"] and (teams is None or r["team"] in teams)})
+    from ..silence import feed_status
+
+    resp = _page("agents", [public_row(r) for r in chosen[offset:offset + limit]], len(chosen), limit, offset,
+                 now=iso(engine.clock.now_ms()), cursor=cursor, sort=sort, teams=all_teams, feed=feed_status(engine),
+                 out_of_adherence_count=sum(1 for r in chosen if not r["in_adherence"]))
+    resp.headers["ETag"] = tag
+    return resp
+
+
 @bp.get("/openapi.json")
 def openapi():
     from .openapi import spec

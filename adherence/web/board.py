@@ -152,8 +152,17 @@ def _page(template: str, status: int = 200, **context):
                            timezone=engine.config.timezone, **context), status
 
 
+CARDS_UP_TO = 300  # beyond this many agents the board opens in table mode (cards stay one click away)
+
+
 @bp.get("/")
 def live():
+    view = request.args.get("view")
+    if view not in ("cards", "table"):
+        sched = _engine().schedules.current
+        view = "table" if sched is not None and len(sched.agents) > CARDS_UP_TO else "cards"
+    if view == "table":
+        return _page("table.html", title="Live board")
     return _page("board.html", title="Live board")
 
 

@@ -173,6 +173,39 @@ def paths(errors) -> dict:
                     }}}}},
                 **errors(400, 401, 404)},
         }},
+        "/api/board/table": {"get": {
+            "summary": "The board's table mode: one compact row per agent, sorted, filtered and paged here",
+            "description": "Rows carry instants (`since`, `out_since`), not durations, so a row changes only when "
+                           "the agent's state does. The response has an ETag; send it as If-None-Match and an "
+                           "unchanged page is a 304 with no body.",
+            "parameters": [
+                _q("team", {"type": "string"}, "One team."),
+                _q("q", {"type": "string", "maxLength": 200}, "Name, roster key or worker SID contains this."),
+                _q("out_of_adherence", {"type": "boolean"}, "true: only agents out of adherence now."),
+                _q("sort", {"type": "string", "enum": ["out", "name", "team", "state", "pct"], "default": "out"},
+                   "out: longest out of adherence first (default); pct: lowest today first."),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Rows per page."),
+                _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip."),
+            ],
+            "responses": {
+                "200": {"description": "A page of rows.", "headers": {"ETag": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["ok", "total", "limit", "offset", "next", "agents", "cursor", "teams",
+                                         "out_of_adherence_count"],
+                            "properties": {
+                                "ok": {"type": "boolean", "enum": [True]}, "total": {"type": "integer"},
+                                "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                                "next": {"type": "string", "nullable": True}, "now": TIME,
+                                "cursor": {"type": "integer", "description": "Moves when any row changes."},
+                                "sort": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}},
+                                "out_of_adherence_count": {"type": "integer"}, "feed": {"type": "object"},
+                                "agents": {"type": "array", "items": {"type": "object", "required": [
+                                    "agent", "name", "team", "worker_sid", "activity", "task_state", "since",
+                                    "scheduled_activity", "in_adherence", "out_since", "today_percent"]}}}}}}},
+                "304": {"description": "Not modified (If-None-Match matched the page's ETag)."},
+                **errors(400, 401)},
+        }},
         "/api/intervals": {"get": {
             "summary": "Interval adherence per agent (or team) per 15/30/60-minute interval of local time",
             "description": "Cut from the same instants as the day's figures: an agent's intervals of one day add "

@@ -225,8 +225,18 @@
       }).catch(function (err) { document.getElementById("feed-error").textContent = err.message; });
   });
 
+  // every page: a center larger than one page is shown whole (the table mode suits large centers better)
+  function allAgents(url, acc) {
+    return Adh.api(url).then(function (data) {
+      acc = acc ? acc.concat(data.agents) : data.agents;
+      if (data.next) return allAgents(data.next, acc);
+      data.agents = acc;
+      return data;
+    });
+  }
+
   function refresh() {
-    Adh.api("/api/agents?limit=5000").then(function (data) {
+    allAgents("/api/agents?limit=5000").then(function (data) {
       feedBanner(data.feed);
       state.agents = data.agents;
       state.teams = data.teams;

@@ -236,12 +236,24 @@
       .catch(function (e) { err.textContent = e.message; });
   });
 
+  // every page of a list: a center of any size is shown whole (the API pages at 1,000 rows)
+  function every(url, key) {
+    return Adh.api(url).then(function (data) {
+      if (!data.next) return data;
+      return every(data.next, key).then(function (rest) {
+        data[key] = data[key].concat(rest[key]);
+        data.next = null;
+        return data;
+      });
+    });
+  }
+
   function load() {
     var q = "date=" + encodeURIComponent(day) + "&limit=1000";
     return Promise.all([
-      Adh.api("/api/adherence?group=team&" + q),
-      Adh.api("/api/adherence?" + q),
-      Adh.api("/api/exceptions?" + q),
+      every("/api/adherence?group=team&" + q, "adherence"),
+      every("/api/adherence?" + q, "adherence"),
+      every("/api/exceptions?" + q, "exceptions"),
       Adh.api("/api/periods?date=" + encodeURIComponent(day)),
       Adh.api("/api/audit?" + q),
       Adh.api("/api/intervals?group=team&size=30m&limit=100000&date=" + encodeURIComponent(day)),
@@ -253,7 +265,7 @@
       periodsTable(res[3].periods);
       auditTable(res[4].audit);
       selectionChanged();
-      var more = res[2].total > res[2].exceptions.length ? " (first " + res[2].exceptions.length + " of " + res[2].total + " exceptions; the CSV has all)" : "";
+      var more = " · " + res[1].adherence.length + " agents, " + res[2].exceptions.length + " exceptions";
       Adh.status("Updated " + new Date().toISOString().slice(11, 19) + " UTC" + more, false);
     }).catch(function (err) {
       Adh.status("⚠ Could not load: " + err.message, true);
