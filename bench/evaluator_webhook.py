@@ -23,7 +23,6 @@ import gc
 import http.client
 import json
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +30,6 @@ from types import SimpleNamespace
 
 from waitress.server import create_server
 
-from adherence.cli.core import SWITCH_INTERVAL_S
 from adherence.rules import rule_source
 from adherence.timeutil import iso
 from adherence.web import create_app
@@ -113,7 +111,6 @@ def main() -> None:
     runner = c.engine.runner
     gc.freeze()  # as serve does once live state is loaded
     c.engine.store.start_checkpointer()  # as serve does (with its scheduler)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as serve does
     print(f"set-up {setup.s:.1f} s; serving on {port}", flush=True)
 
     results = {"idle": phase(port, workers, mid, "i", lambda: time.sleep(3) or None)}

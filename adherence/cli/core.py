@@ -48,9 +48,6 @@ def build_server(config, engine, host: str, port: int, threads: int, limits=None
                        max_body_bytes=config.max_body_bytes, limits=limits)
 
 
-SWITCH_INTERVAL_S = 0.001
-
-
 def run_server(server, engine) -> None:
     def _stop(signum, frame):
         raise SystemExit(0)
@@ -116,9 +113,6 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
                 logging.getLogger("adherence").exception("could not build live state from the journal")
             return
         gc.freeze()  # the millions of snapshots just built are never garbage: keep the collector off them
-        # requests and the evaluator share one interpreter: switch every 1 ms, not 5, so a webhook waiting
-        # for the GIL behind a computing tick is answered in milliseconds
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         engine.start_scheduler()
 
     threading.Thread(target=load_then_evaluate, name="adherence-start", daemon=True).start()
