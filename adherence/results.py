@@ -47,6 +47,13 @@ def exception_day(start_ms: int, segments: Sequence, tz: ZoneInfo) -> date:
     return local_date(start_ms, tz)
 
 
+def _stored(exc_id: int, worker_sid: str, occ, day: str, agent: str, team: str | None) -> dict:
+    return {"id": exc_id, "worker_sid": worker_sid, "agent": agent, "team": team, "rule": occ.rule,
+            "severity": occ.severity, "scheduled_activity": occ.scheduled_activity,
+            "actual_activity": occ.actual_activity, "task_state": occ.task_state, "start_ms": occ.start,
+            "end_ms": occ.end, "day": day}
+
+
 class ExceptionWriter:
     """Replaces an agent's stored exceptions over a window by newly computed ones, keeping ids."""
 
@@ -67,7 +74,7 @@ class ExceptionWriter:
             params.append(store_until)
         old = conn.execute(sql + " ORDER BY start_ms, id", params).fetchall()
         used: set[int] = set()
-        changed: list[int] = []
+        changed: dict[int, dict] = {}  # id → the row as now stored (the listener need not read it back)
         deleted: dict[int, dict] = {}
         segs = sorted(segments, key=lambda s: s.start)
         for occ in occurrences:
@@ -91,7 +98,8 @@ class ExceptionWriter:
                         (*values, self.now_ms, match[0]),
                     )
                     self.written += 1
-                    changed.append(match[0])
+                    if self.listener is not None:
+                        changed[match[0]] = _stored(match[0], worker_sid, occ, day, agent, team)
             else:
                 new_id = conn.execute(
                     "INSERT INTO exceptions (start_ms, end_ms, severity, scheduled_activity, actual_activity, "
@@ -99,7 +107,8 @@ class ExceptionWriter:
                     (*values, worker_sid, occ.rule, self.now_ms),
                 ).lastrowid
                 self.written += 1
-                changed.append(new_id)
+                if self.listener is not None:
+                    changed[new_id] = _stored(new_id, worker_sid, occ, day, agent, team)
         for row in old:
             if row[0] not in used:
                 if row[12]:

@@ -21,7 +21,6 @@ import json
 import logging
 import sqlite3
 import threading
-from typing import Iterable
 
 from ..metrics import METRICS
 from ..results import seconds
@@ -62,14 +61,17 @@ class Notifier:
         self.source = source  # Reloadable[Notifications]
         self.clock = clock
         self.wake = threading.Event()
+        self._snooze_cache: tuple[int, set, set] | None = None
 
     @property
     def current(self) -> Notifications | None:
         return self.source.current if self.source is not None else None
 
     # -- called by ExceptionWriter.replace, inside the runner's transaction --------------------------
-    def on_exceptions(self, conn: sqlite3.Connection, changed: Iterable[int], deleted: dict[int, dict],
+    def on_exceptions(self, conn: sqlite3.Connection, changed: dict[int, dict], deleted: dict[int, dict],
                       now_ms: int) -> None:
+        """Inside the runner's write transaction (webhooks wait for it): the changed rows come with the call,
+        and only what is needed is read."""
         if deleted:  # SQLite may give a deleted exception's id to the next one: it must not inherit these
             q = ",".join("?" * len(deleted))
             conn.execute(f"DELETE FROM acks WHERE exception_id IN ({q})", list(deleted))
@@ -77,7 +79,7 @@ class Notifier:
         cfg = self.current
         if cfg is None or not cfg.routes:
             return
-        self.reconcile(conn, cfg, now_ms, list(changed), deleted)
+        self._plan(conn, cfg, now_ms, list(changed), deleted, dry=False, known=changed)
 
     # -- after each tick: what time alone changes ---------------------------------------------------
     def tick(self, now_ms: int | None = None) -> int:
@@ -108,18 +110,18 @@ class Notifier:
         return self._plan(conn, cfg, now_ms, ids, deleted, dry=False)
 
     def _plan(self, conn, cfg: Notifications, now_ms: int, ids: list[int], deleted: dict[int, dict], *,
-              dry: bool) -> int:
+              dry: bool, known: dict[int, dict] | None = None) -> int:
         ids = [i for i in ids if i not in deleted]
-        rows: dict[int, dict] = {}
-        acked: set[int] = set()
-        for i in range(0, len(ids), 500):
+        rows: dict[int, dict] = dict(known) if known is not None else {}
+        acked: set[int] | None = set() if known is None else None  # read below when needed
+        for i in range(0, len(ids) if known is None else 0, 500):
             part = ids[i:i + 500]
             q = ",".join("?" * len(part))
             for r in conn.execute(f"SELECT {', '.join('e.' + c for c in COLS)}, a.exception_id FROM exceptions e "
                                   f"LEFT JOIN acks a ON a.exception_id = e.id WHERE e.id IN ({q})", part):
                 rows[r[0]] = _row(r)
                 if r[-1] is not None:
-                    acked.add(r[0])
+                    acked.add(r[0])  # type: ignore[union-attr]
         all_ids = list(rows) + list(deleted) + [i for i in ids if i not in rows]
         if not all_ids:
             return 0
@@ -131,7 +133,15 @@ class Notifier:
                     f"SELECT exception_id, route, announced_ms, start_ms, end_ms, reminders FROM notify_state "
                     f"WHERE exception_id IN ({q})", part):
                 states[(eid, route)] = {"announced_ms": ann, "start_ms": s, "end_ms": e, "reminders": rem}
-        snoozed_workers, snoozed_exc = self._snoozes(conn, now_ms)
+        if acked is None:  # acknowledgements matter only to reminders of announced exceptions
+            acked = set()
+            announced = sorted({eid for eid, _ in states if eid in rows})
+            for i in range(0, len(announced), 500):
+                part = announced[i:i + 500]
+                q = ",".join("?" * len(part))
+                acked |= {r[0] for r in conn.execute(f"SELECT exception_id FROM acks WHERE exception_id IN ({q})",
+                                                     part)}
+        snoozed_workers, snoozed_exc = self._snoozes(conn, now_ms, cache=known is not None)
         channels = cfg.channels
         writes = 0
         for eid in all_ids:
@@ -214,14 +224,21 @@ class Notifier:
             out.append("reminder")
         return out
 
-    @staticmethod
-    def _snoozes(conn, now_ms: int) -> tuple[set[str], set[int]]:
+    def _snoozes(self, conn, now_ms: int, cache: bool = False) -> tuple[set[str], set[int]]:
+        """Snoozes in force at ``now_ms``. With ``cache`` (inside a write transaction, where a snooze cannot
+        change unseen: ``snooze`` drops the cache under the same lock) read once per instant, as a tick
+        writes its agents in many transactions."""
+        cached = self._snooze_cache
+        if cache and cached is not None and cached[0] == now_ms:
+            return cached[1], cached[2]
         workers, excs = set(), set()
         for w, e in conn.execute("SELECT worker_sid, exception_id FROM snoozes WHERE until_ms > ?", (now_ms,)):
             if e is not None:
                 excs.add(e)
             elif w is not None:
                 workers.add(w)
+        if cache:
+            self._snooze_cache = (now_ms, workers, excs)
         return workers, excs
 
     def _enqueue(self, conn, route: Route, event: str, row: dict, now_ms: int, previous: dict | None = None) -> None:
@@ -290,6 +307,7 @@ class Notifier:
         now = self.clock.now_ms() if now_ms is None else now_ms
         until = now + minutes * 60_000
         with self.store.write() as conn:
+            self._snooze_cache = None
             if exception_id is not None:
                 conn.execute("DELETE FROM snoozes WHERE exception_id = ?", (exception_id,))
             else:

@@ -148,12 +148,13 @@ class Sender:
             return
         now = self.clock.now_ms()
         d = cfg.delivery
+        sent = [(now, e["id"]) for group, error in results if error is None for e in group]
         with self.store.write() as conn:
+            conn.executemany("UPDATE outbox SET status = 'sent', sent_ms = ?, attempts = attempts + 1, "
+                             "last_error = NULL WHERE id = ? AND status = 'pending'", sent)
             for group, error in results:
                 for e in group:
                     if error is None:
-                        conn.execute("UPDATE outbox SET status = 'sent', sent_ms = ?, attempts = attempts + 1, "
-                                     "last_error = NULL WHERE id = ? AND status = 'pending'", (now, e["id"]))
                         continue
                     attempts = e["attempts"] + 1
                     if attempts >= d.max_attempts:
