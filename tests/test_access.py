@@ -105,6 +105,11 @@ def test_a_scoped_token_sees_only_its_team_on_every_read_path(center):
     assert get(c, f"/api/audit?date={DAY}", SUP).get_json()["audit"] == []
     assert csv_rows(get(c, f"/api/audit?date={DAY}&format=csv", SUP)) == []
     assert len(get(c, f"/api/audit?date={DAY}", VIEW).get_json()["audit"]) == 1  # unscoped viewer sees it
+    # notification views, which do not filter by team: one exception's or agent's are checked, lists refused
+    assert get(c, "/api/notifications", SUP).status_code == 403
+    assert get(c, "/api/notifications/audit", SUP).status_code == 403
+    assert post(c, f"/api/exceptions/{bob_exc['id']}/ack", SUP, {}).status_code == 403
+    assert post(c, "/api/agents/bob/snooze", SUP, {"minutes": 15}).status_code == 403
 
 
 def test_writes_follow_the_role_and_the_scope(center):

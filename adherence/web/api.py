@@ -228,6 +228,8 @@ def _require_token():
         who = g.principal
         if request.method not in ("GET", "HEAD", "OPTIONS") and not who.can_write:
             return error_response(403, f"refused: token {who.name!r} has the role {who.role}, which may only read")
+        if who.teams is not None:
+            return _scope_other_views(who)
         return None
     note_auth_failure("api")
     header = request.headers.get("Authorization")
@@ -238,6 +240,38 @@ def _require_token():
         challenge = 'Bearer realm="adherence"'
         message = "authentication required: send Authorization: Bearer <token> (auth.api_token)"
     return error_response(401, message, headers={"WWW-Authenticate": challenge})
+
+
+# Views of other modules on this blueprint (notifications) that do not filter by team themselves: for a
+# token scoped to teams, those about one exception or agent are checked here; the lists are refused rather
+# than shown unfiltered.
+_SCOPED_BY_EXCEPTION = {"api.ack_exception", "api.unack_exception", "api.snooze_exception"}
+_SCOPED_BY_AGENT = {"api.snooze_agent"}
+_UNSCOPED_LISTS = {"api.list_notifications", "api.retry_notification", "api.notification_audit"}
+
+
+def _scope_other_views(who):
+    args = request.view_args or {}
+    try:
+        if request.endpoint in _SCOPED_BY_EXCEPTION and str(args.get("exc_id", "")).isdigit():
+            row = _engine().store.reader.execute("SELECT team FROM exceptions WHERE id = ?",
+                                                 (int(args["exc_id"]),)).fetchone()
+            if row is not None:
+                check_team(row[0], f"exception {args['exc_id']}")
+        elif request.endpoint in _SCOPED_BY_AGENT:
+            from ..queries import _resolve_agent
+
+            try:
+                check_team(_engine().runner.agent_info(_resolve_agent(_engine(), args.get("agent", "")))[1],
+                           f"agent {args.get('agent')!r}")
+            except NotFound:
+                return None  # the view answers its own 404
+        elif request.endpoint in _UNSCOPED_LISTS:
+            raise Refused(f"refused: notifications are not filtered by team yet; token {who.name!r} is scoped to "
+                          f"{', '.join(sorted(who.teams))}")
+    except Refused as exc:
+        return error_response(403, str(exc))
+    return None
 
 
 # -- helpers ---------------------------------------------------------------------
