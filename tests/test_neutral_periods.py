@@ -284,3 +284,34 @@ def test_bulk_approval_and_audit_history_survive_recompute(tmp_path):
     # the history is never rewritten: the table has only ever had rows added
     assert c.engine.store.reader.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == len(audit_before)
     c.engine.close()
+
+
+def test_rules_test_cases_check_neutral_time(tmp_path):
+    from click.testing import CliRunner
+
+    from adherence.cli import cli
+
+    (tmp_path / "rules" / "tests").mkdir(parents=True)
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "rules:\n  - name: offline\n    when: {scheduled: Available, activity: [Offline, Unknown]}\n    for: 5m\n"
+        "  - name: system-issue\n    when: {scheduled: Available, activity: System Issue}\n    for: 2m\n"
+        "    impact: neutral\n")
+    case = """rule_files: [../r.yaml]
+tests:
+  - name: neutral time leaves the denominator
+    timezone: UTC
+    date: 2026-11-24
+    schedule: ["09:00-17:00 Available"]
+    timeline: ["08:55 Available", "10:00 System Issue", "10:20 Offline", "10:30 Available"]
+    eval_time: "17:00"
+    exceptions:
+      - {rule: system-issue, start: "10:00", end: "10:20"}
+      - {rule: offline, start: "10:20", end: "10:30"}
+    adherence: {scheduled: 8h, neutral: NEUTRAL, out_of_adherence: 10m, in_adherence: 7h30m}
+"""
+    path = tmp_path / "rules" / "tests" / "t.yaml"
+    path.write_text(case.replace("NEUTRAL", "20m"))
+    assert CliRunner().invoke(cli, ["rules", "test", str(path)]).exit_code == 0
+    path.write_text(case.replace("NEUTRAL", "0s"))
+    out = CliRunner().invoke(cli, ["rules", "test", str(path)])
+    assert out.exit_code != 0 and "neutral: expected 0s, got 20m" in out.output
