@@ -72,7 +72,6 @@ class Evaluation:
     store_until: int | None  # ... and starting at or before this one (recompute of a day range)
     days: list[DayResult]
     next_check_ms: int | None  # when the result can change with no new input (None: never)
-    read_from_ms: int  # how far back the timeline had to be read (for retention and metrics)
     segments: Sequence[Segment] = ()  # the schedule it was evaluated against (an exception's day comes from it)
 
 
@@ -163,7 +162,7 @@ def evaluate_worker(
     start = min(start_ms, now_ms) - 1
     if monitoring_from is None or monitoring_from > now_ms:
         # nothing is known yet; once monitoring has begun, everything is to be evaluated
-        return Evaluation(worker_sid, [], start, store_until, [], monitoring_from, start, segments)
+        return Evaluation(worker_sid, [], start, store_until, [], monitoring_from, segments)
 
     # the days whose window intersects [start, now] (and monitoring): their figures are rewritten.
     # Scheduled time before monitoring began is not counted: nobody knows what happened.
@@ -224,7 +223,7 @@ def evaluate_worker(
                 phase = zlib.crc32(worker_sid.encode()) % MAX_STALENESS_MS
                 stale = now_ms + MAX_STALENESS_MS - (now_ms - phase) % MAX_STALENESS_MS
                 next_check = min(next_check, stale)
-    return Evaluation(worker_sid, occurrences, start, store_until, days, next_check, lo, segments)
+    return Evaluation(worker_sid, occurrences, start, store_until, days, next_check, segments)
 
 
 def plan_work(

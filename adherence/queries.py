@@ -283,7 +283,7 @@ def set_approval(engine, exc_id: int, approved: bool, by: str | None = None, not
                 (note, now, exc_id),
             )
     if refresh:
-        engine.runner.refresh_days(row[0], row[1], now)
+        engine.runner.refresh(row[0], row[1], now)
     return get_exception(engine, exc_id)
 
 
@@ -308,7 +308,7 @@ def approve_many(engine, ids: list[int], by: str | None, note: str | None) -> li
         rows.append(r)
     now = engine.clock.now_ms()
     for w, start in sorted(earliest.items()):
-        engine.runner.refresh_days(w, start, now)
+        engine.runner.refresh(w, start, now)
     return [get_exception(engine, r["id"]) for r in rows]
 
 

@@ -417,8 +417,6 @@ class Runner:
             ev = self.evaluate(worker_sid, min(from_ms, now), now, self._monitoring_from())
             self._write([ev], now, TickStats(now), record=False)
 
-    refresh_days = refresh
-
     def status(self) -> dict:
         t = self.last_tick
         interval = self.interval_ms
