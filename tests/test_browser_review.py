@@ -314,3 +314,40 @@ def test_table_mode_lists_every_agent_of_a_10000_agent_center_worst_first(tmp_pa
         assert not errors, errors
     finally:
         srv.kill(15)
+
+
+def test_feed_silence_banner_offers_the_silent_period(tmp_path, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    from servers import Server
+    from test_browser import write_center
+
+    expect.set_options(timeout=25_000)
+    config = write_center(tmp_path)
+    config.write_text(config.read_text() + "feed:\n  silence_after: 2s\n")
+    srv = Server(config, env={"ADHERENCE_API_TOKEN": TOKEN}).start()
+    try:
+        feed = Feed(srv.url)
+        for w in (ANN, BEN, CAL):
+            feed.send(w, "Available", ago_ms=HISTORY_MS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        sign_in(page, srv.url)
+        page.evaluate("() => localStorage.setItem('adherence.by', 'Pat Planner')")
+        page.goto(srv.url + "/")
+        banner = page.locator("#feed-banner")
+        expect(banner).to_be_visible()  # nothing arrives after the first records: silent after 2 s
+        expect(page.locator("#feed-text")).to_contain_text("No record from Flex for")
+        expect(page.locator("#feed-text")).to_contain_text("3 agents are scheduled")
+        health = requests.get(srv.url + "/health", headers=AUTH, timeout=10).json()
+        assert health["status"] == "degraded" and health["feed"]["silent"]
+        assert requests.get(srv.url + "/api/periods", headers=AUTH, timeout=10).json()["periods"] == []  # offered only
+        page.click("#feed-approve")
+        expect(page.locator("#feed-error")).to_contain_text("✓ Approved as period #1")
+        (period,) = requests.get(srv.url + "/api/periods", headers=AUTH, timeout=10).json()["periods"]
+        assert period["scope"] == "all" and period["by"] == "Pat Planner" and period["reason"].startswith("Feed silent")
+        # the board keeps polling: the banner's figures follow the feed
+        first = page.locator("#feed-text").inner_text()
+        feed.send(ANN, "Available")
+        expect(page.locator("#feed-text")).not_to_have_text(first)
+    finally:
+        srv.kill(15)
