@@ -25,6 +25,7 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -298,9 +299,21 @@ def check(world: World) -> int:
 SEEN: list[int] = []
 
 
+@pytest.fixture
+def small_horizons(monkeypatch):
+    """Costs, not semantics: a short first look-back and a short memory make every path that reads further
+    back (the look-back extension, timelines from the journal instead of memory) run in these small worlds."""
+    import adherence.engine
+    import adherence.policy
+
+    monkeypatch.setattr(adherence.policy, "LOOKBACK_MS", 20 * MIN)
+    monkeypatch.setattr(adherence.engine, "MEMORY_HORIZON_MS", 3 * HOUR)
+    monkeypatch.setattr(runner_mod, "MEMORY_HORIZON_MS", 3 * HOUR)
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.integers(5 * MIN, 8 * HOUR), step), min_size=4, max_size=14))
-def test_results_equal_a_recompute_after_any_interleaving(tmp_path_factory, steps):
+def test_results_equal_a_recompute_after_any_interleaving(tmp_path_factory, small_horizons, steps):
     folder = tmp_path_factory.mktemp("world")
     make_folder(folder)
     world = World(folder)
