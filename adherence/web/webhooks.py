@@ -154,6 +154,16 @@ def _stored_or_503(fn):
         return None, error_response(503, "could not store the body; retry", headers={"Retry-After": "1"})
 
 
+def _rejected(journal, body: bytes, reason: str, received: int, errors: list[str] | None = None):
+    """Keep an unusable body in the rejected table and answer 400 (503 when it could not be kept)."""
+    _, failed = _stored_or_503(lambda: journal.reject_body(body, reason, received, request.content_type,
+                                                          request.remote_addr))
+    if failed is not None:
+        return failed
+    METRICS.inc("adherence_webhook_requests_total", status="400")
+    return error_response(400, f"rejected: {reason}", errors)
+
+
 @bp.post("/webhooks/taskrouter")
 def taskrouter():
     """The Workspace's EventCallbackUrl: one form-encoded event per request; 204 as TaskRouter asks."""
@@ -166,12 +176,7 @@ def taskrouter():
     journal = engine.journal
     if request.mimetype != "application/x-www-form-urlencoded":
         reason = f"expected a form-encoded TaskRouter event callback, got {request.mimetype or 'no content type'}"
-        _, failed = _stored_or_503(lambda: journal.reject_body(body, reason, received, request.content_type,
-                                                              request.remote_addr))
-        if failed is not None:
-            return failed
-        METRICS.inc("adherence_webhook_requests_total", status="400")
-        return error_response(400, f"rejected: {reason}")
+        return _rejected(journal, body, reason, received)
     form = request.form.to_dict(flat=True)
     batch, kept = [], []
     try:
@@ -180,12 +185,7 @@ def taskrouter():
         kept.append((body, str(exc), "ignored"))
     except FeedError as exc:
         if not form.get("EventType"):
-            _, failed = _stored_or_503(lambda: journal.reject_body(body, str(exc), received, request.content_type,
-                                                                  request.remote_addr))
-            if failed is not None:
-                return failed
-            METRICS.inc("adherence_webhook_requests_total", status="400")
-            return error_response(400, f"rejected: {exc}")
+            return _rejected(journal, body, str(exc), received)
         kept.append((body, str(exc), "rejected"))
     counts, failed = _stored_or_503(lambda: journal.ingest_events(batch, received, kept, request.content_type,
                                                                  request.remote_addr))
@@ -210,12 +210,7 @@ def event_streams():
         if not isinstance(value, (dict, list)):
             raise FeedError("expected a CloudEvent or a list of CloudEvents")
     except FeedError as exc:
-        _, failed = _stored_or_503(lambda: journal.reject_body(body, str(exc), received, request.content_type,
-                                                              request.remote_addr))
-        if failed is not None:
-            return failed
-        METRICS.inc("adherence_webhook_requests_total", status="400")
-        return error_response(400, f"rejected: {exc}", exc.messages)
+        return _rejected(journal, body, str(exc), received, exc.messages)
     batch, kept = [], []
     for i, ce in enumerate(value if isinstance(value, list) else [value]):
         try:
