@@ -95,6 +95,14 @@ def schedule_version(segments: Iterable[Segment]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def monitored(segments: Iterable[Segment], monitoring_from: int | None) -> list[Segment]:
+    """The segments as counted: scheduled time before monitoring began is cut off (nobody knows it)."""
+    if monitoring_from is None:
+        return list(segments)
+    return [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
+            for s in segments if s.end > monitoring_from]
+
+
 def day_segments(segments: Sequence[Segment], day: date) -> list[Segment]:
     one = timedelta(days=1)
     return [s for s in segments if day - one <= s.day <= day + one]
@@ -166,8 +174,7 @@ def evaluate_worker(
 
     # the days whose window intersects [start, now] (and monitoring): their figures are rewritten.
     # Scheduled time before monitoring began is not counted: nobody knows what happened.
-    fig_segs = [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
-                for s in segments if s.end > monitoring_from]
+    fig_segs = monitored(segments, monitoring_from)
     plans = []
     d = local_date(max(start, 0), tz) - timedelta(days=1)
     last = local_date(now_ms, tz)

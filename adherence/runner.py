@@ -33,7 +33,8 @@ from .evaluate import day_figures, day_window
 from .explore import sync_roster
 from .horizons import DAY_MS, MEMORY_HORIZON_MS, WRITE_BUDGET_S, WRITE_CHUNK_AGENTS
 from .metrics import METRICS
-from .policy import Evaluation, evaluate_worker, live_from_ms, plan_work, rules_version, schedule_version
+from .policy import (Evaluation, day_segments, evaluate_worker, live_from_ms, monitored, plan_work, rules_version,
+                     schedule_version)
 from .approvals import covering
 from .results import ExceptionWriter, save_day
 from .state import journal_timeline
@@ -239,9 +240,7 @@ class Runner:
             segs = self.segments(key, live - 2 * DAY_MS, now_ms + 2 * DAY_MS)
             d = first_day
             while d <= local_date(now_ms, tz):
-                around = [s for s in segs if d - timedelta(days=1) <= s.day <= d + timedelta(days=1)]
-                around = [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
-                          for s in around if s.end > monitoring_from]
+                around = monitored(day_segments(segs, d), monitoring_from)
                 have = stored.get((w, d.isoformat()))
                 if have is None and not any(s.day == d for s in around):
                     d += timedelta(days=1)
@@ -271,11 +270,9 @@ class Runner:
             key, _, tz = self.agent_info(w)
             segs = self.segments(key, local_midnight_ms(rows[0][0] - 2 * one, tz),
                                  local_midnight_ms(rows[-1][0] + 3 * one, tz))
-            if monitoring_from is not None:
-                segs = [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
-                        for s in segs if s.end > monitoring_from]
+            segs = monitored(segs, monitoring_from)
             for d, rv, sv in rows:
-                if rv != rules_ver or sv != schedule_version([s for s in segs if d - one <= s.day <= d + one]):
+                if rv != rules_ver or sv != schedule_version(day_segments(segs, d)):
                     out.add((w, d.isoformat()))
         return out
 
