@@ -397,9 +397,8 @@ class Runner:
         key, _, tz = self.agent_info(w)
         segs = self.segments(key, local_midnight_ms(first - timedelta(days=2), tz),
                              local_midnight_ms(last + timedelta(days=3), tz))
-        one = timedelta(days=1)
-        start = day_window(first, tz, [s for s in segs if first - one <= s.day <= first + one])[0]
-        end = day_window(last, tz, [s for s in segs if last - one <= s.day <= last + one])[1]
+        start = day_window(first, tz, day_segments(segs, first))[0]
+        end = day_window(last, tz, day_segments(segs, last))[1]
         if start > now:
             return None
         return self.evaluate(w, start, now, monitoring_from, from_journal=True, day_range=(first, last),
