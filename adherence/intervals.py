@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 from .approvals import covering
 from .evaluate import _intersect, _total, day_sets, day_window
+from .policy import day_segments, monitored
 from .queries import Filters, _where
 from .results import seconds
 from .timeline import agent_info, local_text, offset_text
@@ -78,10 +79,7 @@ def agent_intervals(ctx, f: Filters, size_ms: int) -> list[dict]:
         lo = local_midnight_ms(day - 2 * one, tz)
         segs = sched.segments(key, lo, local_midnight_ms(day + 3 * one, tz)) \
             if sched is not None and sched.agent(key) is not None else []
-        if monitoring_from is not None:
-            segs = [s if s.start >= monitoring_from else s._replace(start=monitoring_from)
-                    for s in segs if s.end > monitoring_from]
-        around = [s for s in segs if day - one <= s.day <= day + one]
+        around = day_segments(monitored(segs, monitoring_from), day)
         w0, w1 = day_window(day, tz, around)
         excs = [(s, e, bool(a), imp) for s, e, a, imp in conn.execute(
             "SELECT start_ms, end_ms, approved, impact FROM exceptions WHERE worker_sid = ? AND start_ms < ? "

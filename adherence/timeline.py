@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .approvals import audit, list_periods, periods_by_exception
 from .evaluate import day_window
+from .policy import day_segments
 from .results import adherence_row, exception_row
 from .state import journal_timeline
 from .timeutil import iso, zone
@@ -72,13 +73,12 @@ def agent_day(ctx, worker_sid: str, day: date) -> dict:
     """Everything about one agent's day, times in UTC (``start``) and local (``start_local``, with offset)."""
     key, team, tz, name = agent_info(ctx, worker_sid)
     now = ctx.clock.now_ms()
-    one = timedelta(days=1)
     sched = ctx.schedules.current
     lo_guess = int(datetime(day.year, day.month, day.day, tzinfo=dt_timezone.utc).timestamp() * 1000) - 2 * 86_400_000
     segs = []
     if sched is not None and sched.agent(key) is not None:
         segs = sched.segments(key, lo_guess, lo_guess + 5 * 86_400_000)
-    around = [s for s in segs if day - one <= s.day <= day + one]
+    around = day_segments(segs, day)
     w0, w1 = day_window(day, tz, around)
     upto = min(w1, now)
 
