@@ -113,6 +113,7 @@ class Engine:
     def close(self) -> None:
         with self._lifecycle:
             self.closed = True
+        self.runner.stopping.set()  # a running tick stops between agents instead of holding up the exit
         self.stop_scheduler()
         if self.sender is not None:
             self.sender.stop()

@@ -87,6 +87,9 @@ class Runner:
         self.memory_from_ms = memory_from_ms
         self._scheduler_running = scheduler_running
         self._lock = threading.Lock()
+        # set by Engine.close: a tick in progress stops between agents (what it committed stays valid; the
+        # evaluation record is written only with a tick's last chunk, so the next process redoes the rest)
+        self.stopping = threading.Event()
         # caches (losing them costs time, never changes a figure)
         self._evaluated_to: dict[str, int] | None = None  # the database's ``evaluation`` table
         self._next_check: dict[str, int | None] = {}
@@ -231,6 +234,8 @@ class Runner:
             stored[(w, day)] = ver
         for w in workers:
             _yield_gil()
+            if self.stopping.is_set():
+                raise _Stopped()
             key, _, tz = self.agent_info(w)
             live = max(live_from_ms(now_ms, tz), monitoring_from)
             if rules_changed:
@@ -267,6 +272,8 @@ class Runner:
         one = timedelta(days=1)
         for w, rows in by_worker.items():
             _yield_gil()
+            if self.stopping.is_set():
+                raise _Stopped()
             key, _, tz = self.agent_info(w)
             segs = self.segments(key, local_midnight_ms(rows[0][0] - 2 * one, tz),
                                  local_midnight_ms(rows[-1][0] + 3 * one, tz))
@@ -295,6 +302,13 @@ class Runner:
     # -- the tick -----------------------------------------------------------
     def tick(self, now_ms: int | None = None) -> TickStats:
         """Bring stored results up to ``now`` (default: the clock) for every agent whose inputs changed."""
+        try:
+            return self._tick(now_ms)
+        except _Stopped:
+            log.info("evaluation stopped for shutdown; the next start covers the rest")
+            return TickStats(self.clock.now_ms() if now_ms is None else now_ms)
+
+    def _tick(self, now_ms: int | None) -> TickStats:
         with self._lock:
             t0 = time.perf_counter()
             now = self.clock.now_ms() if now_ms is None else now_ms
@@ -332,6 +346,8 @@ class Runner:
                 for w, start in items[i:i + WRITE_CHUNK_AGENTS]:
                     chunk.append(self.evaluate(w, start, now, monitoring_from))
                     _yield_gil()
+                    if self.stopping.is_set():
+                        raise _Stopped()
                 last = i + WRITE_CHUNK_AGENTS >= len(items)
                 self._write(chunk, now, stats, record=True, meta=meta if last else None)
                 for ev in chunk:
@@ -426,6 +442,10 @@ class Runner:
         else:
             out.update({"last_tick": None, "lag_seconds": None})
         return out
+
+
+class _Stopped(Exception):
+    """The process is shutting down: leave the tick between two agents."""
 
 
 _last_yield = [0.0]
