@@ -264,6 +264,21 @@ MIGRATIONS: list[tuple[str, Any]] = [
         CREATE INDEX audit_at ON audit(at_ms);
         """,
     ),
+    (
+        # snooze, unsnooze, acknowledge and retry are written to the supervisor audit table (one history
+        # with the approvals, shown on the exception, the agent's day and GET /api/audit): the rows of the
+        # notifications' own history move there, the acknowledgement's note into audit.note
+        "0009_notify_audit",
+        """
+        INSERT INTO audit (at_ms, by, action, exception_id, worker_sid, agent, day, note, detail)
+            SELECT n.at_ms, n.by, n.action, n.exception_id, n.worker_sid, n.agent,
+                   (SELECT e.day FROM exceptions e WHERE e.id = n.exception_id),
+                   CASE WHEN n.action = 'ack' THEN json_extract(n.detail, '$.note') END,
+                   CASE WHEN n.action IN ('ack', 'unack') THEN NULL ELSE n.detail END
+            FROM notification_audit n ORDER BY n.at_ms, n.id;
+        DROP TABLE notification_audit;
+        """,
+    ),
 ]
 
 
