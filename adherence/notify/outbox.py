@@ -22,6 +22,7 @@ import logging
 import sqlite3
 import threading
 
+from ..approvals import record
 from ..metrics import METRICS
 from ..results import seconds
 from ..timeutil import iso
@@ -302,8 +303,10 @@ class Notifier:
 
     # -- snooze and acknowledge ---------------------------------------------------------------------
     def snooze(self, *, worker_sid: str | None, agent: str | None, exception_id: int | None, minutes: int,
-               by: str | None, now_ms: int | None = None) -> int:
-        """Snooze an agent's (or one exception's) alerts; 0 minutes ends the snooze. Returns until (ms)."""
+               by: str | None, note: str | None = None, day: str | None = None, now_ms: int | None = None) -> int:
+        """Snooze an agent's (or one exception's) alerts; 0 minutes ends the snooze. Returns until (ms).
+
+        The snooze and its row in the supervisor audit history commit together."""
         now = self.clock.now_ms() if now_ms is None else now_ms
         until = now + minutes * 60_000
         with self.store.write() as conn:
@@ -326,11 +329,9 @@ class Notifier:
                     conn.execute("UPDATE outbox SET status = 'cancelled', last_error = 'snoozed' WHERE id = ?", (oid,))
                     if event == "opened":
                         conn.execute("DELETE FROM notify_state WHERE exception_id = ? AND route = ?", (eid, route))
-            conn.execute(
-                "INSERT INTO notification_audit (at_ms, action, worker_sid, agent, exception_id, by, detail) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (now, "snooze" if minutes else "unsnooze", worker_sid, agent, exception_id, by,
-                 json.dumps({"minutes": minutes, "until": iso(until) if minutes else None})))
+            record(conn, now, "snooze" if minutes else "unsnooze", by, note, exception_id=exception_id,
+                   worker_sid=worker_sid, agent=agent, day=day,
+                   detail={"minutes": minutes, "until": iso(until)} if minutes else None)
         return until
 
     def acknowledge(self, exception_id: int, row: dict, *, by: str | None, note: str | None, ack: bool = True,
@@ -345,12 +346,40 @@ class Notifier:
                              "exception_id = ? AND status = 'pending' AND event = 'reminder'", (exception_id,))
             else:
                 conn.execute("DELETE FROM acks WHERE exception_id = ?", (exception_id,))
-            conn.execute(
-                "INSERT INTO notification_audit (at_ms, action, worker_sid, agent, exception_id, by, detail) "
-                "VALUES (?,?,?,?,?,?,?)", (now, "ack" if ack else "unack", row["worker_sid"], row["agent"],
-                                           exception_id, by, json.dumps({"note": note})))
+            record(conn, now, "ack" if ack else "unack", by, note, exception_id=exception_id,
+                   worker_sid=row["worker_sid"], agent=row["agent"], day=row.get("day"))
 
     # -- reading ------------------------------------------------------------------------------------
+    def state(self, *, day: str | None = None, teams: frozenset | None = None, agent_info=None,
+              now_ms: int | None = None) -> tuple[list[dict], list[dict]]:
+        """Snoozes in force now (of agents, of exceptions) and the acknowledgements of open exceptions (and
+        of ``day``'s): what the board shows beside them. ``agent_info(worker_sid)`` gives (key, team, ...);
+        ``teams`` keeps what is in a scoped caller's teams."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        reader = self.store.reader
+        agents = []
+        for w, until, by in reader.execute("SELECT worker_sid, until_ms, by FROM snoozes WHERE exception_id IS NULL "
+                                           "AND until_ms > ? ORDER BY worker_sid", (now,)):
+            key, team = agent_info(w)[:2] if agent_info is not None else (w, None)
+            if teams is not None and team not in teams:
+                continue
+            agents.append({"agent": key, "worker_sid": w, "until": iso(until), "by": by})
+        excs: dict[int, dict] = {}
+        where = "e.end_ms IS NULL" + (" OR e.day = ?" if day else "")
+        rows = reader.execute(
+            "SELECT e.id, e.agent, e.worker_sid, e.team, e.end_ms, s.until_ms, s.by, k.by, k.note, k.at_ms "
+            "FROM exceptions e LEFT JOIN snoozes s ON s.exception_id = e.id AND s.until_ms > ? "
+            "LEFT JOIN acks k ON k.exception_id = e.id "
+            f"WHERE (s.id IS NOT NULL OR k.exception_id IS NOT NULL) AND (s.id IS NOT NULL OR {where})",
+            (now, day) if day else (now,))
+        for eid, agent, w, team, end, until, sby, aby, note, at in rows:
+            if teams is not None and team not in teams:
+                continue
+            excs[eid] = {"exception_id": eid, "agent": agent, "worker_sid": w, "open": end is None,
+                         "snoozed_until": iso(until), "snoozed_by": sby,
+                         "acknowledged": None if at is None else {"by": aby, "note": note, "at": iso(at)}}
+        return agents, [excs[k] for k in sorted(excs)]
+
     def counts(self) -> dict[tuple[str, str], int]:
         return {(c, s): n for c, s, n in self.store.reader.execute(
             "SELECT channel, status, COUNT(*) FROM outbox GROUP BY channel, status")}

@@ -13,14 +13,18 @@ import logging
 
 from flask import jsonify, request
 
+from ..approvals import audit_row, record
 from ..notify.outbox import SNOOZE_MAX_MIN, SNOOZE_STEP_MIN
-from ..timeutil import iso
-from .api import MAX_BY, MAX_NOTE, BadRequest, _args, _engine, _exception_id, _next_link, _paging, bp
+from ..timeutil import iso, local_date
+from .api import (MAX_BY, MAX_NOTE, BadRequest, _args, _day_arg, _engine, _exception_id, _next_link, _paging, approver, bp,
+                  principal, visible_teams)
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "sent", "dead", "cancelled")
 MAX_AGENT = 200
+# what notifications write to the supervisor audit table (beside approve, withdraw and the period actions)
+AUDIT_ACTIONS = ("snooze", "unsnooze", "ack", "unack", "retry")
 
 
 def _notifier():
@@ -61,6 +65,19 @@ def _body(allowed: dict[str, type], required: tuple[str, ...] = ()) -> dict:
     return body
 
 
+def _who(body: dict, required: bool = True) -> str | None:
+    """``by`` as recorded: the body's, else the named token's name (like an approval); the single
+    ``api_token`` and an open service must say who."""
+    by = approver((body.get("by") or "").strip() or None)
+    if by is None and required:
+        raise BadRequest("by: who it is (a name) is required", ["by: required"])
+    return by
+
+
+def _note(body: dict) -> str | None:
+    return (body.get("note") or "").strip() or None
+
+
 def _minutes(body: dict) -> int:
     m = body["minutes"]
     if m != 0 and (m % SNOOZE_STEP_MIN or not SNOOZE_STEP_MIN <= m <= SNOOZE_MAX_MIN):
@@ -70,11 +87,11 @@ def _minutes(body: dict) -> int:
 
 
 def _exception(exc_id: int) -> dict:
-    r = _engine().store.reader.execute("SELECT id, worker_sid, agent FROM exceptions WHERE id = ?",
+    r = _engine().store.reader.execute("SELECT id, worker_sid, agent, day FROM exceptions WHERE id = ?",
                                        (exc_id,)).fetchone()
     if r is None:
         raise BadRequest(f"no exception with id {exc_id}", status=404)
-    return {"id": r[0], "worker_sid": r[1], "agent": r[2]}
+    return {"id": r[0], "worker_sid": r[1], "agent": r[2], "day": r[3]}
 
 
 def _ack_view(exc_id: int) -> dict | None:
@@ -86,10 +103,11 @@ def _ack_view(exc_id: int) -> dict | None:
 def ack_exception(exc_id: str):
     n = _notifier()
     eid = _exception_id(exc_id)
-    body = _body({"by": str, "note": str}, required=("by",))
+    body = _body({"by": str, "note": str})
     row = _exception(eid)
-    n.acknowledge(eid, row, by=body["by"].strip(), note=(body.get("note") or "").strip() or None)
-    log.info("exception %s acknowledged", eid, extra={"event": "ack", "exception": eid, "by": body["by"]})
+    by = _who(body)
+    n.acknowledge(eid, row, by=by, note=_note(body))
+    log.info("exception %s acknowledged", eid, extra={"event": "ack", "exception": eid, "by": by})
     return jsonify({"ok": True, "exception_id": eid, "acknowledged": _ack_view(eid)})
 
 
@@ -99,7 +117,7 @@ def unack_exception(exc_id: str):
     eid = _exception_id(exc_id)
     body = _body({"by": str, "note": str})
     row = _exception(eid)
-    n.acknowledge(eid, row, by=(body.get("by") or "").strip() or None, note=None, ack=False)
+    n.acknowledge(eid, row, by=_who(body, required=False), note=_note(body), ack=False)
     return jsonify({"ok": True, "exception_id": eid, "acknowledged": None})
 
 
@@ -112,21 +130,24 @@ def _snooze_view(worker_sid, agent, exception_id, until_ms: int | None, minutes:
 def snooze_exception(exc_id: str):
     n = _notifier()
     eid = _exception_id(exc_id)
-    body = _body({"minutes": int, "by": str}, required=("minutes", "by"))
+    body = _body({"minutes": int, "by": str, "note": str}, required=("minutes",))
     minutes = _minutes(body)
     row = _exception(eid)
     until = n.snooze(worker_sid=row["worker_sid"], agent=row["agent"], exception_id=eid, minutes=minutes,
-                     by=body["by"].strip())
+                     by=_who(body), note=_note(body), day=row["day"])
     return jsonify({"ok": True, "snooze": _snooze_view(row["worker_sid"], row["agent"], eid, until, minutes)})
 
 
 @bp.post("/api/agents/<agent>/snooze")
 def snooze_agent(agent: str):
     n = _notifier()
-    body = _body({"minutes": int, "by": str}, required=("minutes", "by"))
+    body = _body({"minutes": int, "by": str, "note": str}, required=("minutes",))
     minutes = _minutes(body)
     worker, key = _resolve(agent)
-    until = n.snooze(worker_sid=worker, agent=key, exception_id=None, minutes=minutes, by=body["by"].strip())
+    engine = _engine()
+    day = local_date(engine.clock.now_ms(), engine.runner.agent_info(worker)[2]).isoformat()  # the agent's today
+    until = n.snooze(worker_sid=worker, agent=key, exception_id=None, minutes=minutes, by=_who(body),
+                     note=_note(body), day=day)
     return jsonify({"ok": True, "snooze": _snooze_view(worker, key, None, until, minutes)})
 
 
@@ -207,9 +228,9 @@ def retry_notification(note_id: str):
             raise BadRequest(f"notification {nid} is {r[0]}: only a dead-lettered one is retried", status=409)
         now = engine.clock.now_ms()
         conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = ? WHERE id = ?", (now, nid))
-        conn.execute("INSERT INTO notification_audit (at_ms, action, worker_sid, agent, exception_id, by, detail) "
-                     "VALUES (?,?,?,?,?,?,?)", (now, "retry", r[2], r[3], r[1], (body.get("by") or None),
-                                                json.dumps({"notification": nid})))
+        day = conn.execute("SELECT day FROM exceptions WHERE id = ?", (r[1],)).fetchone() if r[1] else None
+        record(conn, now, "retry", _who(body, required=False), None, exception_id=r[1], worker_sid=r[2], agent=r[3],
+               day=day[0] if day else None, detail={"notification": nid})
     if getattr(engine, "notifier", None) is not None:
         engine.notifier.wake.set()
     row = engine.store.reader.execute(f"SELECT {', '.join(ROW_KEYS)} FROM outbox WHERE id = ?", (nid,)).fetchone()
@@ -218,16 +239,44 @@ def retry_notification(note_id: str):
 
 @bp.get("/api/notifications/audit")
 def notification_audit():
+    """The notification actions of the supervisor audit table (``GET /api/audit`` holds them with the
+    approvals), newest first."""
     args = _args()
     extra = sorted(set(args) - {"limit", "offset"})
     if extra:
         raise BadRequest("unknown parameter(s): " + ", ".join(extra) + " (expected limit, offset)")
     limit, offset = _paging(args)
     reader = _engine().store.reader
-    (total,) = reader.execute("SELECT COUNT(*) FROM notification_audit").fetchone()
-    rows = [{"id": r[0], "at": iso(r[1]), "action": r[2], "worker_sid": r[3], "agent": r[4], "exception_id": r[5],
-             "by": r[6], "detail": json.loads(r[7]) if r[7] else None}
-            for r in reader.execute("SELECT id, at_ms, action, worker_sid, agent, exception_id, by, detail FROM "
-                                    "notification_audit ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))]
+    q = ",".join("?" * len(AUDIT_ACTIONS))
+    (total,) = reader.execute(f"SELECT COUNT(*) FROM audit WHERE action IN ({q})", AUDIT_ACTIONS).fetchone()
+    rows = [audit_row(r) for r in reader.execute(
+        f"SELECT * FROM audit WHERE action IN ({q}) ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?",
+        (*AUDIT_ACTIONS, limit, offset))]
     return jsonify({"ok": True, "total": total, "limit": limit, "offset": offset,
                     "next": _next_link(offset, limit, len(rows), total), "audit": rows})
+
+
+@bp.get("/api/notifications/state")
+def notification_state():
+    """What the board shows beside agents and exceptions: snoozes in force (agent and exception) and
+    acknowledgements of open exceptions (and of the exceptions of ``date``), within the caller's teams;
+    ``can_write`` says whether the caller may snooze and acknowledge."""
+    engine = _engine()
+    args = _args()
+    extra = sorted(set(args) - {"date"})
+    if extra:
+        raise BadRequest("unknown parameter(s): " + ", ".join(extra) + " (expected date)")
+    day = args.get("date")
+    if day:
+        day = _day_arg(day).isoformat()
+    who = principal()
+    notifier = getattr(engine, "notifier", None)
+    out = {"ok": True, "configured": notifier is not None, "now": iso(engine.clock.now_ms()),
+           "can_write": bool(who is not None and who.can_write and notifier is not None),
+           "named": bool(who is not None and who.named),
+           "snooze_step_minutes": SNOOZE_STEP_MIN, "snooze_max_minutes": SNOOZE_MAX_MIN, "agents": [], "exceptions": []}
+    if notifier is None:
+        return jsonify(out)
+    out["agents"], out["exceptions"] = notifier.state(day=day, teams=visible_teams(),
+                                                      agent_info=engine.runner.agent_info)
+    return jsonify(out)

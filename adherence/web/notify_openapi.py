@@ -15,18 +15,21 @@ def paths() -> dict:
     e400 = {"400": err("Invalid parameter or body; the message says which and what was expected.")}
     e401 = {"401": {**err("Authentication required (when auth.api_token is set)."),
                     "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}}
-    e403 = {"403": err("A change made with the board's session cookie that is not a JSON request.")}
+    e403 = {"403": err("A change made with the board's session cookie that is not a JSON request, by a token "
+                       "whose role may only read, or about another team than the token's.")}
     e409 = {"409": err("Notifications are not configured (config key `notifications:`).")}
     e415 = {"415": err("The body is not JSON.")}
     changes = {**e400, **e401, **e403, **e409, **e415}
-    by = {"type": "string", "maxLength": MAX_BY, "pattern": r"\S", "description": "Who does it (a name).",
-          "example": "sam"}
+    by = {"type": "string", "maxLength": MAX_BY, "pattern": r"\S",
+          "description": "Who does it (a name); a named token's name when absent (required with auth.api_token "
+                         "or without auth).", "example": "sam"}
+    note_s = {"type": "string", "maxLength": MAX_NOTE}
     minutes = {"type": "integer", "minimum": 0, "maximum": SNOOZE_MAX_MIN, "multipleOf": SNOOZE_STEP_MIN,
                "description": f"Multiples of {SNOOZE_STEP_MIN} up to {SNOOZE_MAX_MIN} (23 h 45); 0 ends the snooze.",
                "example": 30}
     snooze_body = {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["minutes", "by"], "additionalProperties": False,
-        "properties": {"minutes": minutes, "by": by}}}}}
+        "type": "object", "required": ["minutes"], "additionalProperties": False,
+        "properties": {"minutes": minutes, "by": by, "note": note_s}}}}}
     snooze_resp = {"200": {"description": "The snooze now in force (until is null once ended).",
                            "content": {"application/json": {"schema": {
                                "type": "object", "required": ["ok", "snooze"],
@@ -101,30 +104,51 @@ def paths() -> dict:
         }},
         "/api/notifications/audit": {"get": {
             "summary": "History of acknowledgements, snoozes and retries, newest first",
+            "description": "The notification actions of the audit history (`GET /api/audit` lists them with the "
+                           "approvals).",
             "parameters": [LIMIT, OFFSET],
             "responses": {"200": {"description": "A page of audit rows.", "content": {"application/json": {
                 "schema": {"type": "object", "required": ["ok", "total", "limit", "offset", "next", "audit"],
-                           "properties": {**page, "audit": {"type": "array", "items": {
-                               "type": "object",
-                               "required": ["id", "at", "action", "worker_sid", "agent", "exception_id", "by",
-                                            "detail"],
-                               "properties": {
-                                   "id": {"type": "integer"}, "at": TIME,
-                                   "action": {"type": "string", "enum": ["ack", "unack", "snooze", "unsnooze", "retry"]},
-                                   "worker_sid": {"type": "string", "nullable": True},
-                                   "agent": {"type": "string", "nullable": True},
-                                   "exception_id": {"type": "integer", "nullable": True},
-                                   "by": {"type": "string", "nullable": True},
-                                   "detail": {"type": "object", "nullable": True}}}}}}}}},
+                           "properties": {**page, "audit": {"type": "array", "items": _ref("AuditEntry")}}}}}},
+                          **e400, **e401, **e403},
+        }},
+        "/api/notifications/state": {"get": {
+            "summary": "Snoozes in force and acknowledgements, as the board shows them",
+            "description": "Agents and exceptions snoozed now (until when, by whom) and acknowledged open exceptions "
+                           "(and those of `date`), within the caller's teams; `can_write`: whether the caller may "
+                           "snooze and acknowledge.",
+            "parameters": [_param("date", {"type": "string", "format": "date"},
+                                  "Also the acknowledgements of this day's exceptions.")],
+            "responses": {"200": {"description": "What is snoozed and acknowledged.", "content": {"application/json": {
+                "schema": {"type": "object",
+                           "required": ["ok", "configured", "now", "can_write", "named", "snooze_step_minutes",
+                                        "snooze_max_minutes", "agents", "exceptions"],
+                           "properties": {
+                               "ok": {"type": "boolean", "enum": [True]}, "configured": {"type": "boolean"},
+                               "now": TIME, "can_write": {"type": "boolean"}, "named": {"type": "boolean"},
+                               "snooze_step_minutes": {"type": "integer"}, "snooze_max_minutes": {"type": "integer"},
+                               "agents": {"type": "array", "items": {
+                                   "type": "object", "required": ["agent", "worker_sid", "until", "by"],
+                                   "properties": {"agent": {"type": "string"}, "worker_sid": {"type": "string"},
+                                                  "until": TIME, "by": {"type": "string", "nullable": True}}}},
+                               "exceptions": {"type": "array", "items": {
+                                   "type": "object",
+                                   "required": ["exception_id", "agent", "worker_sid", "open", "snoozed_until",
+                                                "snoozed_by", "acknowledged"],
+                                   "properties": {"exception_id": {"type": "integer"},
+                                                  "agent": {"type": "string", "nullable": True},
+                                                  "worker_sid": {"type": "string"}, "open": {"type": "boolean"},
+                                                  "snoozed_until": NTIME,
+                                                  "snoozed_by": {"type": "string", "nullable": True},
+                                                  "acknowledged": ack}}}}}}}},
                           **e400, **e401},
         }},
         "/api/exceptions/{exc_id}/ack": {
             "post": {
                 "summary": "Acknowledge an exception: no more reminders for it",
                 "parameters": [EXC_ID],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["by"], "additionalProperties": False,
-                    "properties": {"by": by, "note": {"type": "string", "maxLength": MAX_NOTE}}}}}},
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "properties": {"by": by, "note": note_s}}}}},
                 "responses": {**ack_resp, **changes, **no_exc},
             },
             "delete": {
@@ -132,7 +156,7 @@ def paths() -> dict:
                 "parameters": [EXC_ID],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": False,
-                    "properties": {"by": by, "note": {"type": "string", "maxLength": MAX_NOTE}}}}}},
+                    "properties": {"by": by, "note": note_s}}}}},
                 "responses": {**ack_resp, **changes, **no_exc},
             },
         },

@@ -45,13 +45,15 @@ SCHEMAS = {
     },
     "AuditEntry": {
         "type": "object",
-        "description": "One approval, withdrawal or period approval, as it happened (never rewritten).",
+        "description": "One approval, withdrawal, period approval, acknowledgement, snooze or notification "
+                       "retry, as it happened (never rewritten).",
         "required": AUDIT_COLUMNS,
         "properties": {
             "id": {"type": "integer"},
             "at": TIME,
             "by": {"type": "string", "nullable": True},
-            "action": {"type": "string", "enum": ["approve", "withdraw", "period_approve", "period_withdraw"]},
+            "action": {"type": "string", "enum": ["approve", "withdraw", "period_approve", "period_withdraw",
+                                                 "ack", "unack", "snooze", "unsnooze", "retry"]},
             "exception_id": {"type": "integer", "nullable": True},
             "period_id": {"type": "integer", "nullable": True},
             "agent": {"type": "string", "nullable": True},
