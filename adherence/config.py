@@ -49,6 +49,8 @@ class Config:
     api_token: str | None = field(default=None, repr=False)
     time_off: tuple[str, ...] = DEFAULT_TIME_OFF
     retention_journal_days: int | None = None
+    # sent, cancelled and dead-lettered outbox entries (and ended snoozes) older than this go (None: kept)
+    retention_notifications_days: int | None = 30
     log_level: str = "INFO"
     notifications: Path | None = None  # the notification file (adherence/notify), off when not set
     # the TaskRouter workspace ``adherence backfill`` reads (the auth token is auth.twilio_auth_token)
@@ -96,7 +98,8 @@ _SCHEMA: dict[str, Any] = {
         "api_token": ("secret", "api_token"),
         "tokens": ("tokens", "tokens"),
     },
-    "retention": {"journal_days": ("posint", "retention_journal_days")},
+    "retention": {"journal_days": ("posint", "retention_journal_days"),
+                  "notifications_days": ("posint", "retention_notifications_days")},
     "approvals": {"period_mode": ("periodmode", "period_mode")},
     "feed": {"silence_after": ("duration", "feed_silence_ms")},
     "twilio": {

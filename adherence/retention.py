@@ -1,4 +1,5 @@
-"""Retention: forget journal rows older than ``retention.journal_days``.
+"""Retention: forget journal rows older than ``retention.journal_days``, and what notifications are done
+with older than ``retention.notifications_days`` (``purge_notifications``; pending messages never go).
 
 The journal is the input of every result, so purging it is careful:
 
@@ -155,6 +156,71 @@ def purge_journal(engine, days: int | None = None, *, batch: int = BATCH, pause_
                  stats.journal_deleted, stats.rejected_deleted, iso(horizon),
                  extra={"event": "retention_purge", **stats.as_dict()})
     return stats
+
+
+# -- notifications ---------------------------------------------------------------------------------
+
+# outbox entries that are done with: the age of a sent one is from its sending, of the others from their writing
+_DONE_OUTBOX = ("SELECT id FROM outbox WHERE status IN ('sent', 'cancelled', 'dead') "
+                "AND COALESCE(sent_ms, created_ms) < ? ORDER BY id")
+
+
+def purge_notifications(engine, days: int | None = None, *, now_ms: int | None = None, batch: int = BATCH,
+                        pause_s: float = 0.002) -> dict:
+    """Forget what notifications are done with, older than ``days`` (default ``retention.notifications_days``):
+    sent, cancelled and dead-lettered outbox entries, snoozes that ended, and the announcement state of
+    exceptions that ended (an exception that ended longer ago than ``delivery.max_age`` is never announced
+    again, so nothing is sent twice for lack of it). Pending entries are never purged, whatever their age.
+
+    What to delete is read on a reader; each batch is one short write transaction (webhooks wait for the
+    writer). Returns the counts."""
+    days = engine.config.retention_notifications_days if days is None else days
+    out = {"outbox_deleted": 0, "snoozes_deleted": 0, "states_deleted": 0, "horizon": None}
+    if not days:
+        return out
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise RetentionError(f"retention days must be a whole number of at least 1, got {days!r}")
+    now = engine.clock.now_ms() if now_ms is None else now_ms
+    horizon = now - days * DAY_MS
+    notifier = getattr(engine, "notifier", None)
+    cfg = notifier.current if notifier is not None else None
+    if cfg is not None:
+        horizon = min(horizon, now - cfg.delivery.max_age_ms)
+    out["horizon"] = iso(horizon)
+    reader = engine.store.reader
+    jobs = (
+        ("outbox_deleted", [(r[0],) for r in reader.execute(_DONE_OUTBOX, (horizon,))],
+         "DELETE FROM outbox WHERE id = ? AND status != 'pending'"),
+        ("snoozes_deleted", [(r[0],) for r in reader.execute("SELECT id FROM snoozes WHERE until_ms < ?", (horizon,))],
+         "DELETE FROM snoozes WHERE id = ?"),
+        ("states_deleted", list(reader.execute(
+            "SELECT exception_id, route FROM notify_state s WHERE end_ms IS NOT NULL AND end_ms < ? AND NOT EXISTS "
+            "(SELECT 1 FROM outbox o WHERE o.exception_id = s.exception_id AND o.route = s.route "
+            "AND o.status = 'pending')", (horizon,))),
+         "DELETE FROM notify_state WHERE exception_id = ? AND route = ? AND end_ms IS NOT NULL AND end_ms < ?"),
+    )
+    for key, keys, sql in jobs:
+        for i in range(0, len(keys), batch):
+            part = keys[i:i + batch]
+            if key == "states_deleted":
+                part = [(*k, horizon) for k in part]
+            with engine.store.write() as conn:
+                out[key] += conn.executemany(sql, part).rowcount
+            time.sleep(pause_s)  # let waiting webhooks have the writer
+    if out["outbox_deleted"] or out["snoozes_deleted"] or out["states_deleted"]:
+        log.info("retention: purged %d outbox entr(ies), %d snooze(s), %d announcement state(s) older than %s",
+                 out["outbox_deleted"], out["snoozes_deleted"], out["states_deleted"], out["horizon"],
+                 extra={"event": "retention_purge_notifications", **out})
+    return out
+
+
+def purge(engine) -> None:
+    """The service's hourly retention job: the journal (``retention.journal_days``) and what notifications are
+    done with (``retention.notifications_days``)."""
+    if engine.config.retention_journal_days:
+        purge_journal(engine)
+    if engine.config.retention_notifications_days:
+        purge_notifications(engine)
 
 
 def vacuum(engine) -> None:

@@ -50,17 +50,17 @@ def start(engine) -> BackgroundScheduler:
                   next_run_time=_now_utc())  # first tick at once: the board is current right after a start
 
     def _listener(event) -> None:
-        what = "evaluation tick" if event.job_id == JOB_ID else "journal purge"
+        what = "evaluation tick" if event.job_id == JOB_ID else "retention purge"
         if event.code == EVENT_JOB_MISSED:
             log.warning("%s missed its time (machine busy?)", what)
         elif getattr(event, "exception", None) is not None:
             log.error("%s failed: %s", what, event.exception)
 
     sched.add_listener(_listener, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
-    if engine.config.retention_journal_days:
-        from .retention import purge_journal
+    if engine.config.retention_journal_days or engine.config.retention_notifications_days:
+        from .retention import purge
 
-        sched.add_job(purge_journal, "interval", hours=1, args=[engine], id=RETENTION_JOB_ID, replace_existing=True)
+        sched.add_job(purge, "interval", hours=1, args=[engine], id=RETENTION_JOB_ID, replace_existing=True)
     sched.start()
     return sched
 
