@@ -171,3 +171,21 @@ def test_a_record_from_the_future_takes_the_receipt_time(client, engine, clock):
     assert snap.flagged and snap.at == clock.now_ms()
     post(client, envelope("EV-skew", clock.now_ms() + 60_000, "Available"))  # small skew is kept as sent
     assert engine.tracker.current(WK).snapshot.at == clock.now_ms() + 60_000
+
+
+def test_evaluate_and_recompute_build_no_live_state(workdir, client, engine, monkeypatch):
+    """The CLI verbs that evaluate read timelines from the journal: they never load the tracker."""
+    for i in range(5):
+        post(client, envelope(f"EV{i}", T0 + i * 60_000, ["Available", "Break"][i % 2]))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("live state built by a verb that reads the journal")
+
+    monkeypatch.setattr(Tracker, "load_from_journal", refused)
+    monkeypatch.setattr(Tracker, "apply", refused)
+    cfg = str(workdir / "config.yaml")
+    result = CliRunner().invoke(cli, ["evaluate", "--config", cfg, "--at", iso(T0 + 3_600_000)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["recompute", "--config", cfg, "--from", "2026-11-25", "--to", "2026-11-25",
+                                      "--at", iso(T0 + 3_600_000)])
+    assert result.exit_code == 0, result.output
