@@ -44,7 +44,8 @@ def test_live_board_page(center):
                    "Only out of adherence", 'data-refresh="3000"'):
         assert needle in html
     found = assets(html)
-    assert set(found) == {"/static/board.css", "/static/favicon.svg", "/static/common.js", "/static/board.js"}
+    assert set(found) == {"/static/board.css", "/static/favicon.svg", "/static/common.js", "/static/notify.js",
+                          "/static/board.js"}
     for path in found:
         asset = center.client.get(path)
         assert asset.status_code == 200 and asset.data
@@ -68,7 +69,8 @@ def test_day_page(center):
     assert f'href="/api/adherence?date={DAY}&amp;format=csv"' in html
     assert "group=team" in html and 'id="team-chart"' in html and 'id="approval-dialog"' in html
     assert 'href="/day?date=2026-11-23"' in html and 'href="/day?date=2026-11-25"' in html
-    assert set(assets(html)) == {"/static/board.css", "/static/favicon.svg", "/static/common.js", "/static/day.js"}
+    assert set(assets(html)) == {"/static/board.css", "/static/favicon.svg", "/static/common.js", "/static/notify.js",
+                                    "/static/day.js"}
     # the CSV links really serve CSV with the fixed headers
     csv = center.client.get(f"/api/exceptions?date={DAY}&format=csv").get_data(as_text=True)
     assert csv.startswith("id,agent,worker_sid,team,rule,severity,")

@@ -23,7 +23,8 @@ from ..auth import constant_time_equal
 from ..metrics import METRICS
 from ..timeutil import local_date, parse_date, zone
 from ..access import Refused, principals
-from .api import SESSION_COOKIE, authorized, check_team, named_session_value, note_auth_failure, session_value
+from .api import (SESSION_COOKIE, authorized, check_team, named_session_value, note_auth_failure, principal,
+                  session_value)
 
 bp = Blueprint("board", __name__)
 log = logging.getLogger(__name__)
@@ -263,8 +264,40 @@ def agent_page(agent: str):
     except Refused as exc:
         return _page("agent.html", 403, title="Agent", error=str(exc), t=None)
     t = agent_day(engine, sid, d)
-    return _page("agent.html", title=f"{t['name']} · {t['date']}", t=t, g=_timeline_rows(t),
+    return _page("agent.html", title=f"{t['name']} · {t['date']}", t=t, g=_timeline_rows(t), n=_alerts(engine, sid, t),
                  prev_day=(d - timedelta(days=1)).isoformat(), next_day=(d + timedelta(days=1)).isoformat())
+
+
+def _alerts(engine, sid: str, t: dict) -> dict:
+    """The agent page's notification state: the agent's snooze, each exception's acknowledgement and snooze,
+    and whether this caller is offered the controls (a role that may write; the page is already refused
+    outside the caller's teams, and the API checks both again)."""
+    from ..timeline import local_text
+    from ..timeutil import parse_instant_ms
+
+    notifier = getattr(engine, "notifier", None)
+    who = principal()
+    out = {"configured": notifier is not None, "can_write": bool(notifier is not None and who is not None
+                                                                   and who.can_write),
+           "snooze": None, "exceptions": {}}
+    if notifier is None:
+        return out
+    tz = ZoneInfo(t["timezone"])
+    agents, excs = notifier.state(day=t["date"], agent_info=engine.runner.agent_info)
+
+    def until(text: str) -> str:
+        ms = parse_instant_ms(text)
+        return f"{local_text(ms, tz, seconds=False)} (UTC{_offset(ms, tz)})" + (
+            "" if local_date(ms, tz).isoformat() == t["date"] else f" on {local_date(ms, tz).isoformat()}")
+
+    for a in agents:
+        if a["worker_sid"] == sid:
+            out["snooze"] = {"until": until(a["until"]), "by": a["by"]}
+    for e in excs:
+        if e["worker_sid"] == sid:
+            out["exceptions"][e["exception_id"]] = {
+                **e, "snoozed_until": until(e["snoozed_until"]) if e["snoozed_until"] else None}
+    return out
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -69,10 +69,10 @@ def build_rows(engine, info: dict) -> list[dict]:
     for sid in current:
         sids.setdefault(sid, None)
     opened: dict[str, tuple] = {}
-    for sid, n, out_since in conn.execute(
-            "SELECT worker_sid, COUNT(*), MIN(CASE WHEN approved = 0 THEN start_ms END) FROM exceptions "
-            "WHERE end_ms IS NULL GROUP BY worker_sid"):
-        opened[sid] = (n, out_since)
+    for sid, n, out_since, ids in conn.execute(
+            "SELECT worker_sid, COUNT(*), MIN(CASE WHEN approved = 0 THEN start_ms END), GROUP_CONCAT(id) "
+            "FROM exceptions WHERE end_ms IS NULL GROUP BY worker_sid"):
+        opened[sid] = (n, out_since, sorted(int(i) for i in ids.split(",")))
     days: dict = {}
     rows = []
     for sid in sids:
@@ -90,7 +90,7 @@ def build_rows(engine, info: dict) -> list[dict]:
             day = days[tz] = local_date(now, tz).isoformat()
         cur = current.get(sid)
         seg = sched.at(key, now) if meta is not None and sched is not None else None
-        n, out_since = opened.get(sid, (0, None))
+        n, out_since, ids = opened.get(sid, (0, None, []))
         rows.append({
             "agent": key, "name": name, "team": team, "worker_sid": sid,
             "activity": cur.snapshot.activity if cur else None,
@@ -101,6 +101,7 @@ def build_rows(engine, info: dict) -> list[dict]:
             "in_adherence": out_since is None,
             "out_since": out_since,
             "open_exceptions": n,
+            "open_exception_ids": ids,  # what the row's "acknowledge" acknowledges
             "day": day,
             "today_percent": None,
         })

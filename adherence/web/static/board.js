@@ -89,12 +89,20 @@
         el("dd", { class: "today-pct", text: a.today ? Adh.pct(a.today.adherence_percent) : "—" })
       ),
       exc.length ? el("ul", { class: "agent-exceptions" }, exc.map(function (e) {
-        return el("li", { class: "sev-" + e.severity + (e.approved ? " approved" : "") },
+        return el("li", { class: "sev-" + e.severity + (e.approved ? " approved" : ""), dataset: { id: String(e.id) } },
           el("span", { class: "exc-rule", text: (e.approved ? "✓ approved: " : "⚠ ") + e.rule }),
           " ",
-          el("span", { class: "timer", dataset: { since: e.start }, text: Adh.duration(secondsSince(e.start)) }));
-      })) : null
+          el("span", { class: "timer", dataset: { since: e.start }, text: Adh.duration(secondsSince(e.start)) }),
+          " ", AdhNotify.exceptionBadge(e.id),
+          " ", AdhNotify.ackButton(e.id, (a.name || a.agent) + " · " + e.rule, notifyChanged));
+      })) : null,
+      el("div", { class: "notify" }, AdhNotify.agentBadge(a.agent), " ",
+         AdhNotify.snoozeButton(a.agent, a.name || a.agent, notifyChanged))
     );
+  }
+
+  function notifyChanged() {
+    AdhNotify.load().then(render).catch(function (err) { Adh.status("⚠ " + err.message, true); });
   }
 
   function visible(a) {
@@ -146,7 +154,9 @@
         el("span", { class: "timer big", dataset: { since: r.e.start }, text: Adh.duration(secondsSince(r.e.start)) }),
         el("span", { class: "who", text: r.a.name || r.a.agent }),
         el("span", { class: "what", text: (r.e.approved ? "✓ approved · " : "") + r.e.rule + " (" + r.e.severity + ")" }),
-        el("span", { class: "detail", text: "scheduled " + (r.e.scheduled_activity || "nothing") + ", actually " + (r.e.actual_activity || "Unknown") })
+        el("span", { class: "detail", text: "scheduled " + (r.e.scheduled_activity || "nothing") + ", actually " + (r.e.actual_activity || "Unknown") }),
+        AdhNotify.exceptionBadge(r.e.id),
+        AdhNotify.ackButton(r.e.id, (r.a.name || r.a.agent) + " · " + r.e.rule, notifyChanged)
       ));
     });
   }
@@ -236,7 +246,8 @@
   }
 
   function refresh() {
-    allAgents("/api/agents?limit=5000").then(function (data) {
+    Promise.all([allAgents("/api/agents?limit=5000"), AdhNotify.load()]).then(function (both) {
+      var data = both[0];
       feedBanner(data.feed);
       state.agents = data.agents;
       state.teams = data.teams;

@@ -111,7 +111,7 @@
   function exceptionsTable(rows) {
     var body = document.querySelector("#exceptions-table tbody");
     Adh.clear(body);
-    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "13", class: "empty", text: "No exceptions." })));
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "14", class: "empty", text: "No exceptions." })));
     shown = rows;
     var keep = {};
     rows.forEach(function (e) { if (selected[e.id] && !e.approved) keep[e.id] = true; });
@@ -139,7 +139,10 @@
         el("td", { text: e.scheduled_activity || "—" }), el("td", { text: (e.actual_activity || "Unknown") + (e.task_state && e.task_state !== "none" ? " · " + e.task_state : "") }),
         el("td", { text: Adh.utc(e.start) }), el("td", { text: e.status === "open" ? "open" : Adh.utc(e.end) }),
         el("td", { text: Adh.duration(e.duration_seconds) }),
-        el("td", { class: "approval", text: approval }), el("td", null, button)));
+        el("td", { class: "approval", text: approval }), el("td", null, button),
+        el("td", { class: "notify" }, AdhNotify.exceptionBadge(e.id), " ",
+           e.status === "open" || (AdhNotify.state().exceptions[e.id] || {}).acknowledged
+             ? AdhNotify.ackButton(e.id, e.agent + " · " + e.rule, load) : null)));
     });
   }
 
@@ -193,12 +196,13 @@
   function auditTable(rows) {
     var body = document.querySelector("#audit-table tbody");
     Adh.clear(body);
-    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "7", class: "empty", text: "Nothing approved yet." })));
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "7", class: "empty", text: "Nothing approved, acknowledged or snoozed yet." })));
     var words = { approve: "approved", withdraw: "withdrew approval", period_approve: "approved a period",
                   period_withdraw: "withdrew a period" };
     rows.forEach(function (a) {
       body.appendChild(el("tr", { dataset: { action: a.action } },
-        el("td", { text: Adh.utc(a.at) }), el("td", { text: a.by || "" }), el("td", { text: words[a.action] || a.action }),
+        el("td", { text: Adh.utc(a.at) }), el("td", { text: a.by || "" }),
+        el("td", { text: words[a.action] || AdhNotify.historyText(a) || a.action }),
         el("td", { text: a.exception_id ? "#" + a.exception_id : "" }), el("td", { text: a.period_id ? "#" + a.period_id : "" }),
         el("td", { text: a.agent || "" }), el("td", { text: a.note || "" })));
     });
@@ -257,6 +261,7 @@
       Adh.api("/api/periods?date=" + encodeURIComponent(day)),
       Adh.api("/api/audit?" + q),
       Adh.api("/api/intervals?group=team&size=30m&limit=100000&date=" + encodeURIComponent(day)),
+      AdhNotify.load(day),
     ]).then(function (res) {
       strip(res[5].intervals);
       chart(res[0].adherence);
@@ -327,6 +332,9 @@
 
   load();
   if (isToday) {
-    setInterval(function () { if (!dialog.open) load(); }, 10000);
+    setInterval(function () {
+      var other = document.getElementById("notify-dialog");
+      if (!dialog.open && !(other && other.open)) load();
+    }, 10000);
   }
 })();

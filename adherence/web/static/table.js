@@ -84,10 +84,11 @@
         el("td", { class: "timer", dataset: { since: a.since || "" }, text: Adh.duration(since(a.since)) }),
         el("td", { class: "timer out-for", dataset: { since: a.out_since || "" },
                    text: a.out_since ? "✗ " + Adh.duration(since(a.out_since)) : "✓" }),
-        el("td", { class: "today-pct", text: Adh.pct(a.today_percent) }));
+        el("td", { class: "today-pct", text: Adh.pct(a.today_percent) }),
+        alerts(a));
     });
     Adh.clear(body);
-    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "8", class: "empty", text: "No agent matches." })));
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: "9", class: "empty", text: "No agent matches." })));
     rows.forEach(function (r) { body.appendChild(r); });
     document.getElementById("table-total").textContent = d.total.toLocaleString("en-US") + " agents";
     document.getElementById("out-count").textContent = d.out_of_adherence_count
@@ -100,6 +101,30 @@
     document.getElementById("next-page").disabled = last >= d.total;
     teamOptions(d.teams);
     banner(d.feed);
+  }
+
+  function alerts(a) {
+    var ids = a.open_exception_ids || [];
+    var acked = ids.filter(function (id) { var s = AdhNotify.state().exceptions[id]; return s && s.acknowledged; });
+    var todo = ids.filter(function (id) { return acked.indexOf(id) < 0; });
+    return el("td", { class: "notify" },
+      AdhNotify.agentBadge(a.agent),
+      acked.length ? el("span", { class: "notify-badge acked", text: "👁 " + acked.length + " of " + ids.length + " acknowledged" }) : null,
+      " ", AdhNotify.snoozeButton(a.agent, a.name, notifyChanged),
+      todo.length && AdhNotify.canWrite()
+        ? el("button", { type: "button", class: "ack", dataset: { agent: a.agent }, text: "👁 Ack…",
+                         "aria-label": "Acknowledge the open exceptions of " + a.name,
+                         onclick: function () { AdhNotify.openAck(todo, a.name, notifyChanged); } })
+        : null);
+  }
+
+  var notifySeen = null;
+  function notifyChanged() {
+    return AdhNotify.load().then(function (st) {
+      var seen = JSON.stringify([st.agents, st.exceptions, st.can_write]);
+      if (seen !== notifySeen && state.data) render(state.data);
+      notifySeen = seen;
+    });
   }
 
   function banner(feed) {
@@ -126,7 +151,9 @@
     clearTimeout(state.timer);
     var headers = { Accept: "application/json" };
     if (state.etag) headers["If-None-Match"] = state.etag;
-    fetch("/api/board/table?" + query().toString(), { credentials: "same-origin", headers: headers }).then(function (r) {
+    notifyChanged().then(function () {
+      return fetch("/api/board/table?" + query().toString(), { credentials: "same-origin", headers: headers });
+    }).then(function (r) {
       if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return; }
       if (r.status === 304) return;
       return r.json().then(function (d) {
