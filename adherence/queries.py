@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from typing import Iterable, Iterator
@@ -115,9 +116,7 @@ def _where(engine, f: Filters, *, day_col: str = "day") -> tuple[str, list]:
     return clauses, params
 
 
-def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
-               with_total: bool = True) -> tuple[list[dict], int | None]:
-    """Exceptions matching the filters, newest first; also the total count."""
+def _exception_where(engine, f: Filters) -> tuple[str, list]:
     clauses, params = _where(engine, f)
     if f.rule:
         clauses.append("rule = ?")
@@ -132,10 +131,21 @@ def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
     if f.approved is not None:
         clauses.append("approved = ?")
         params.append(int(f.approved))
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+EXCEPTION_ORDER = "ORDER BY start_ms DESC, id DESC"
+# worker_sid last: two rows of a day, team and agent key (a roster key reused by another worker) keep one order
+ADHERENCE_ORDER = "ORDER BY day DESC, team, agent, worker_sid"
+
+
+def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
+               with_total: bool = True) -> tuple[list[dict], int | None]:
+    """Exceptions matching the filters, newest first; also the total count."""
+    where, params = _exception_where(engine, f)
     conn = engine.store.reader
     total = conn.execute(f"SELECT COUNT(*) FROM exceptions{where}", params).fetchone()[0] if with_total else None
-    sql = f"SELECT * FROM exceptions{where} ORDER BY start_ms DESC, id DESC"
+    sql = f"SELECT * FROM exceptions{where} {EXCEPTION_ORDER}"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params = [*params, limit, offset]
@@ -147,19 +157,53 @@ def exceptions(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
     return rows, total
 
 
-def _all_pages(query, engine, f: Filters, page: int = 1000) -> Iterator[dict]:
-    """Every matching row, a page at a time: a CSV of any size without holding it in memory."""
-    offset = 0
-    while True:
-        rows, _ = query(engine, f, limit=page, offset=offset, with_total=False)
-        yield from rows
-        if len(rows) < page:
-            return
-        offset += page
+STREAM_BATCH = 1000
+
+
+def _stream_connection(engine) -> sqlite3.Connection:
+    """A read connection of its own for one export: its statement may stay open as long as the client reads,
+    without holding this thread's reader (or the writer) in a read transaction meanwhile."""
+    store = engine.store
+    store.reader  # noqa: B018 - refuses (StoreUnavailable) a replaced or deleted file, as every read does
+    from .store import connect_read_only
+
+    conn = connect_read_only(store.path, getattr(store, "_immutable", False))
+    conn.row_factory = sqlite3.Row
+    for name, fn in (("adh_cell", _udf_cell), ("adh_iso", _udf_iso), ("adh_seconds", _udf_seconds),
+                     ("adh_pct", _udf_pct)):
+        conn.create_function(name, 1, fn, deterministic=True)
+    return conn
+
+
+def _stream(engine, sql: str, params: list) -> Iterator[list]:
+    """The rows of one statement in batches, on a connection of its own, closed at the end or when the
+    consumer stops (a client that goes away closes the response, which closes this generator)."""
+    conn = _stream_connection(engine)
+    try:
+        cur = conn.execute(sql, params)
+        while True:
+            batch = cur.fetchmany(STREAM_BATCH)
+            if not batch:
+                return
+            yield batch
+    finally:
+        conn.close()
 
 
 def iter_exceptions(engine, f: Filters) -> Iterator[dict]:
-    return _all_pages(exceptions, engine, f)
+    """Every matching exception as ``exceptions`` returns them, from one statement (one sort), in constant
+    memory; the filters are checked (an unknown agent refused) before the first row is asked for."""
+    where, params = _exception_where(engine, f)
+    now = engine.clock.now_ms()
+    from .approvals import periods_by_exception
+
+    def rows() -> Iterator[dict]:
+        for batch in _stream(engine, f"SELECT * FROM exceptions{where} {EXCEPTION_ORDER}", params):
+            out = [exception_row(r, now) for r in batch]
+            periods_by_exception(engine, out)
+            yield from out
+
+    return rows()
 
 
 def adherence(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
@@ -168,7 +212,7 @@ def adherence(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     conn = engine.store.reader
     total = conn.execute(f"SELECT COUNT(*) FROM adherence{where}", params).fetchone()[0] if with_total else None
-    sql = f"SELECT * FROM adherence{where} ORDER BY day DESC, team, agent"
+    sql = f"SELECT * FROM adherence{where} {ADHERENCE_ORDER}"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params = [*params, limit, offset]
@@ -176,7 +220,114 @@ def adherence(engine, f: Filters, *, limit: int | None = None, offset: int = 0,
 
 
 def iter_adherence(engine, f: Filters) -> Iterator[dict]:
-    return _all_pages(adherence, engine, f)
+    """Every matching adherence row, from one statement, in constant memory."""
+    clauses, params = _where(engine, f)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+    def rows() -> Iterator[dict]:
+        for batch in _stream(engine, f"SELECT * FROM adherence{where} {ADHERENCE_ORDER}", params):
+            yield from (adherence_row(r) for r in batch)
+
+    return rows()
+
+
+# -- CSV lines made by SQLite --------------------------------------------------------------------
+# An export of a month is ~100k rows: formatting each cell in Python (ISO instants, seconds, the formula
+# guard, quoting) cost ~40 µs a row. Here each line is one text column of the statement, made by SQLite;
+# the rare cells that need the formula guard or quoting go through csv_cell and the csv module (adh_cell),
+# so the bytes are those of ``csv_lines`` over the rows above (a test compares them).
+
+
+def _sql_text(col: str) -> str:
+    return (f"CASE WHEN {col} IS NULL THEN '' WHEN typeof({col}) != 'text' OR substr({col}, 1, 1) IN "
+            f"('=', '+', '-', '@', char(9), char(13)) OR instr({col}, ',') OR instr({col}, '\"') "
+            f"OR instr({col}, char(10)) OR instr({col}, char(13)) THEN adh_cell({col}) ELSE {col} END")
+
+
+def _sql_int(col: str) -> str:
+    return f"CASE WHEN {col} IS NULL THEN '' WHEN typeof({col}) = 'integer' THEN {col} ELSE adh_cell({col}) END"
+
+
+def _sql_iso(col: str) -> str:
+    return (f"CASE WHEN {col} IS NULL THEN '' WHEN typeof({col}) = 'integer' AND {col} >= 0 "
+            f"AND {col} < 253402300800000 THEN strftime('%Y-%m-%dT%H:%M:%S', {col} / 1000, 'unixepoch') "
+            f"|| CASE WHEN {col} % 1000 THEN printf('.%03d', {col} % 1000) ELSE '' END || 'Z' "
+            f"ELSE adh_iso({col}) END")
+
+
+def _sql_seconds(expr: str) -> str:
+    return (f"CASE WHEN typeof({expr}) = 'integer' AND {expr} >= 0 THEN CASE WHEN {expr} % 1000 = 0 "
+            f"THEN {expr} / 1000 ELSE rtrim(printf('%d.%03d', {expr} / 1000, {expr} % 1000), '0') END "
+            f"ELSE adh_seconds({expr}) END")
+
+
+def _sql_bool(col: str) -> str:
+    return f"CASE WHEN {col} THEN 'true' ELSE 'false' END"
+
+
+def _line(cells: list[str]) -> str:
+    return " || ',' || ".join(f"({c})" for c in cells) + " || char(13, 10)"
+
+
+def _udf_cell(v) -> str:
+    """One cell as ``csv_lines`` writes it among others (alone, an empty cell would be written as "")."""
+    text = csv_cell(v)
+    if not text:
+        return ""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([text])
+    return buf.getvalue()[:-2]
+
+
+def _udf_iso(v) -> str:
+    return _udf_cell(iso(v) if isinstance(v, int) else v)
+
+
+def _udf_seconds(v) -> str:
+    from .results import seconds
+
+    return _udf_cell(seconds(v) if isinstance(v, int) else v)
+
+
+def _udf_pct(v) -> str:
+    return _udf_cell(None if v is None else round(v, 2))
+
+
+# the columns in EXCEPTION_COLUMNS' and ADHERENCE_COLUMNS' order (tests/test_reads.py compares the bytes)
+def _exception_line() -> str:
+    t = _sql_text
+    return _line([_sql_int("id"), t("agent"), t("worker_sid"), t("team"), t("rule"), t("severity"),
+                  t("scheduled_activity"), t("actual_activity"), t("task_state"), _sql_iso("start_ms"),
+                  _sql_iso("end_ms"), _sql_seconds("max(0, coalesce(end_ms, ?1) - start_ms)"),
+                  "CASE WHEN end_ms IS NULL THEN 'open' ELSE 'closed' END", _sql_bool("approved"), t("note")])
+
+
+def _adherence_line() -> str:
+    t, s = _sql_text, _sql_seconds
+    return _line([t("day"), t("agent"), t("worker_sid"), t("team"), s("scheduled_ms"), s("in_adherence_ms"),
+                  s("out_of_adherence_ms"), s("approved_ms"), "adh_pct(adherence_percent)",
+                  "adh_pct(conformance_percent)", _sql_int("exceptions"), _sql_bool("stale"), s("neutral_ms")])
+
+
+def _csv_text(engine, sql: str, params: list, columns: list[str]) -> Iterator[str]:
+    yield next(csv_lines((), columns))
+    for batch in _stream(engine, sql, params):
+        yield "".join(r[0] for r in batch)
+
+
+def exception_csv(engine, f: Filters) -> Iterator[str]:
+    """The CSV of ``iter_exceptions`` (header, then ~1,000 lines a chunk), its lines made by SQLite."""
+    where, params = _exception_where(engine, f)
+    sql = f"SELECT {_exception_line()} FROM exceptions{where} {EXCEPTION_ORDER}"
+    return _csv_text(engine, sql, [engine.clock.now_ms(), *params], EXCEPTION_COLUMNS)
+
+
+def adherence_csv(engine, f: Filters) -> Iterator[str]:
+    """The CSV of ``iter_adherence``, its lines made by SQLite."""
+    clauses, params = _where(engine, f)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    return _csv_text(engine, f"SELECT {_adherence_line()} FROM adherence{where} {ADHERENCE_ORDER}", params,
+                     ADHERENCE_COLUMNS)
 
 
 def adherence_by_team(engine, f: Filters) -> list[dict]:
@@ -348,4 +499,5 @@ def csv_lines(rows: Iterable[dict], columns: list[str]) -> Iterator[str]:
         yield buf.getvalue()
 
 
-__all__ = ["Filters", "FilterError", "EXCEPTION_COLUMNS", "ADHERENCE_COLUMNS", "csv_lines"]
+__all__ = ["Filters", "FilterError", "EXCEPTION_COLUMNS", "ADHERENCE_COLUMNS", "csv_lines", "exception_csv",
+           "adherence_csv"]

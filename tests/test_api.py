@@ -140,7 +140,7 @@ def test_agents_filters(center):
     ("out_of_adherence=maybe", "out_of_adherence: expected true or false"),
     ("agent=zed", "unknown agent 'zed'"),
     ("colour=red", "unknown filter 'colour'"),
-    ("limit=0", "limit: expected between 1 and 5000"),
+    ("limit=0", "limit: expected between 1 and 100000"),
     ("format=csv", "format: expected json"),
 ])
 def test_agents_errors(center, query, words):

@@ -9,7 +9,8 @@ import click
 
 from ..errors import AdherenceError
 from ..rules import SEVERITIES
-from ..queries import ADHERENCE_COLUMNS, EXCEPTION_COLUMNS, Filters, csv_lines, iter_adherence, iter_exceptions
+from ..queries import (ADHERENCE_COLUMNS, EXCEPTION_COLUMNS, Filters, adherence_csv, csv_lines, exception_csv,
+                       iter_adherence, iter_exceptions)
 from . import cli
 from .common import config_option, fail, format_option, print_json, print_table
 
@@ -65,12 +66,13 @@ def report(config, what, date, first, last, team, agent, rule, severity, status,
         if what == "intervals":
             _intervals(ctx, filters, size, group, fmt)
             return
+        if fmt == "csv":  # one statement streamed, its lines made by SQLite (the API's export)
+            for chunk in (exception_csv if what == "exceptions" else adherence_csv)(ctx, filters):
+                sys.stdout.write(chunk)
+            return
         rows = iter_exceptions(ctx, filters) if what == "exceptions" else iter_adherence(ctx, filters)
         columns = EXCEPTION_COLUMNS if what == "exceptions" else ADHERENCE_COLUMNS
-        if fmt == "csv":
-            for line in csv_lines(rows, columns):
-                sys.stdout.write(line)
-        elif fmt == "json":
+        if fmt == "json":
             print_json(list(rows))
         else:
             rows = list(rows)

@@ -19,7 +19,7 @@ import hmac
 import logging
 import time
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
@@ -28,18 +28,16 @@ from ..auth import check_bearer, constant_time_equal
 from ..errors import NotFound
 from ..metrics import METRICS
 from ..queries import (
-    ADHERENCE_COLUMNS,
-    EXCEPTION_COLUMNS,
     FilterError,
     Filters,
     adherence,
     adherence_by_team,
+    adherence_csv,
     adherence_days,
     csv_lines,
+    exception_csv,
     exceptions,
     get_exception,
-    iter_adherence,
-    iter_exceptions,
     open_exceptions,
     set_approval,
 )
@@ -56,6 +54,7 @@ from ..approvals import (
 from ..queries import approve_many
 from ..timeutil import iso, local_date, local_midnight_ms, parse_instant_ms, zone
 from . import error_response
+from .agentsnap import _channels
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 AGENTS_DEFAULT_LIMIT = 1000
-AGENTS_MAX_LIMIT = 5000
+AGENTS_MAX_LIMIT = 100_000
 MAX_OFFSET = 1_000_000_000
 MAX_NOTE = 2000
 MAX_BY = 200
@@ -415,6 +414,12 @@ def _csv(name: str, rows: Iterator[dict], columns: list[str]) -> Response:
     return resp
 
 
+def _csv_text(name: str, chunks: Iterator[str]) -> Response:
+    resp = Response(chunks, mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return resp
+
+
 def _suffix(f: Filters) -> str:
     if f.date:
         return f"-{f.date.isoformat()}"
@@ -435,8 +440,9 @@ def list_exceptions():
     limit, offset = _paging(args)
     f = _filters(args, EXCEPTION_FILTERS)
     if as_csv:
-        exceptions(engine, f, limit=0)  # resolves the agent now: an unknown one is a 400, not a broken stream
-        return _csv("exceptions" + _suffix(f), iter_exceptions(engine, f), EXCEPTION_COLUMNS)
+        # one statement streamed on its own connection, its lines made by SQLite (queries.exception_csv);
+        # the filters (an unknown agent: 400) are checked before the response starts
+        return _csv_text("exceptions" + _suffix(f), exception_csv(engine, f))
     rows, total = exceptions(engine, f, limit=limit, offset=offset)
     return _page("exceptions", rows, total, limit, offset, now=iso(engine.clock.now_ms()))
 
@@ -471,8 +477,7 @@ def list_adherence():
             return _csv("adherence-by-team" + _suffix(f), iter(rows), TEAM_COLUMNS)
         return _page("adherence", rows[offset : offset + limit], len(rows), limit, offset, group="team")
     if as_csv:
-        adherence(engine, f, limit=0)
-        return _csv("adherence" + _suffix(f), iter_adherence(engine, f), ADHERENCE_COLUMNS)
+        return _csv_text("adherence" + _suffix(f), adherence_csv(engine, f))
     rows, total = adherence(engine, f, limit=limit, offset=offset)
     return _page("adherence", rows, total, limit, offset, group="agent")
 
@@ -716,16 +721,6 @@ def list_audit():
 # -- the live board's data -------------------------------------------------------
 
 
-def _channels(channels: tuple) -> list[dict]:
-    out = []
-    for ch in channels or ():
-        name, available, free, capacity, task, reservations = (*ch, None, None, None, None, None, None)[:6]
-        out.append({"name": name, "available": None if available is None else bool(available),
-                    "available_capacity": free, "capacity": capacity, "task_state": task,
-                    "reservations": reservations or 0})
-    return out
-
-
 def agents_now(engine) -> tuple[list[dict], str]:
     """Every roster agent and every worker seen in the feed, as the board shows them now."""
     now = engine.clock.now_ms()
@@ -792,38 +787,48 @@ _FALSE = ("false", "0", "no")
 
 @bp.get("/api/agents")
 def list_agents():
+    """The live board's data: every agent's row from the shared snapshot (web/agentsnap.py), pre-encoded; a
+    weak ETag (the snapshot's cursor with the filters, page and scope) answers an unchanged board with 304."""
+    from ..silence import feed_status
+    from .agentsnap import encode_rows, etag, local_today, snapshot
+
     engine = _engine()
     args = _args()
     _check_unknown(args, AGENT_FILTERS)
     _wants_csv(args, csv_ok=False)
     limit, offset = _paging(args, AGENTS_DEFAULT_LIMIT, AGENTS_MAX_LIMIT)
-    rows, today = agents_now(engine)
     scope = visible_teams()
-    if scope is not None:
-        if args.get("team"):
-            check_team(args["team"], f"team {args['team']!r}")
-        rows = [r for r in rows if r["team"] in scope]
-    teams = sorted({r["team"] for r in rows if r["team"]})
-    keep: list[Callable[[dict], bool]] = []
-    if args.get("team"):
-        team = args["team"]
-        keep.append(lambda r: r["team"] == team)
-    if args.get("agent"):
-        wanted = args["agent"]
-        if not any(wanted in (r["agent"], r["worker_sid"]) for r in rows):
-            raise BadRequest(f"unknown agent {wanted!r} (not in the roster and never seen in the feed)")
-        keep.append(lambda r: wanted in (r["agent"], r["worker_sid"]))
+    if scope is not None and args.get("team"):
+        check_team(args["team"], f"team {args['team']!r}")
     ooa = (args.get("out_of_adherence") or "").lower()
-    if ooa:
-        if ooa not in _TRUE + _FALSE:
-            raise BadRequest(f"out_of_adherence: expected true or false, got {args['out_of_adherence']!r}")
-        want_out = ooa in _TRUE
-        keep.append(lambda r: r["in_adherence"] != want_out)
-    rows = [r for r in rows if all(k(r) for k in keep)]
-    from ..silence import feed_status
-
-    return _page("agents", rows[offset : offset + limit], len(rows), limit, offset,
-                 now=iso(engine.clock.now_ms()), date=today, teams=teams, feed=feed_status(engine))
+    if ooa and ooa not in _TRUE + _FALSE:
+        raise BadRequest(f"out_of_adherence: expected true or false, got {args['out_of_adherence']!r}")
+    want_out = None if not ooa else ooa in _TRUE
+    snap = snapshot(current_app)
+    now = engine.clock.now_ms()
+    with snap.lock:
+        snap.refresh(engine, now)
+        rows, teams, known = snap.select(scope, args.get("team") or None, args.get("agent") or None, want_out)
+        cursor = snap.cursor
+    if not known:
+        raise BadRequest(f"unknown agent {args['agent']!r} (not in the roster and never seen in the feed)")
+    today = local_today(engine, now)
+    feed = feed_status(engine)
+    tag = etag(cursor, (None if scope is None else tuple(sorted(scope)), args.get("team"), args.get("agent"),
+                        want_out, limit, offset, today, feed["silent"], feed["last_record_at"]))
+    if request.if_none_match.contains_weak(tag):
+        resp = Response(status=304)
+        resp.set_etag(tag, weak=True)
+        return resp
+    page = rows[offset:offset + limit]
+    head = current_app.json.dumps({
+        "ok": True, "now": iso(now), "date": today, "teams": teams, "feed": feed, "cursor": cursor,
+        "total": len(rows), "limit": limit, "offset": offset, "next": _next_link(offset, limit, len(page), len(rows)),
+    })
+    body = head[:-1] + ',"agents":[' + encode_rows(page, now) + "]}"
+    resp = Response(body.encode("ascii"), mimetype="application/json")
+    resp.set_etag(tag, weak=True)
+    return resp
 
 
 INTERVAL_FILTERS = ("date", "from", "to", "team", "agent")

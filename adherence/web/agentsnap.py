@@ -1,0 +1,354 @@
+"""``/api/agents`` served from one shared, incrementally kept snapshot.
+
+The card board polls ``/api/agents`` every few seconds from every screen; building every agent's row from
+scratch (roster facts, the segment in force, open exceptions, today's figures, JSON encoding) cost ~0.5 s of
+CPU at 10,000 agents. Here each agent's row is kept as JSON text and re-encoded only when something it shows
+changed:
+
+* roster facts (key, name, team, zone, schedule problem) and the row order: once per schedules version;
+* the live state: agents whose tracker ``Current`` changed (the tracker's ``applied`` counter says whether
+  anything did);
+* the segment in force: kept until it ends (or, unscheduled, until the next segment starts);
+* open exceptions and today's figures: re-read when a tick ran, an audit row was written (approvals,
+  period approvals), the set of open exceptions changed, or 15 s passed; only agents whose rows differ are
+  re-encoded.
+
+The two clock-derived numbers of a row (``seconds_in_state`` and an open exception's ``duration_seconds``)
+are holes in the kept text, filled per request from the instant they count from, so every answer is exact
+at its ``now`` without re-encoding a row. ``cursor`` moves whenever some row changed for another reason than
+the clock; the ETag (weak: the counters move with ``now``) is the cursor with the request's filters, page and
+the caller's scope, so an unchanged board is a ``304``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+
+from ..results import adherence_row
+from ..results import seconds
+from ..timeutil import iso, local_date, zone
+
+DB_MAX_AGE_MS = 15_000  # open exceptions and today's figures are re-read at least this often (clock time)
+UNSCHEDULED_HORIZON_MS = 6 * 3_600_000
+_HOLE = "\x00H"
+_HOLE_JSON = json.dumps(_HOLE)
+_DUMPS = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+TODAY_FIELDS = ("date", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds", "approved_seconds",
+                "adherence_percent", "conformance_percent", "exceptions", "neutral_seconds")
+
+
+def _channels(channels: tuple) -> list[dict]:
+    out = []
+    for ch in channels or ():
+        name, available, free, capacity, task, reservations = (*ch, None, None, None, None, None, None)[:6]
+        out.append({"name": name, "available": None if available is None else bool(available),
+                    "available_capacity": free, "capacity": capacity, "task_state": task,
+                    "reservations": reservations or 0})
+    return out
+
+
+@dataclass
+class Row:
+    sid: str
+    agent: str
+    team: str | None
+    order: tuple
+    text: str = ""  # the row's JSON with '%s' holes ('%' escaped)
+    holes: tuple = ()  # per hole (kind, instant): 0 = seconds_in_state, 1 = an open exception's duration
+    in_adherence: bool = True
+    inputs: tuple = field(default=())
+
+
+def _fill(kind: int, base: int, now: int):
+    if kind == 0:
+        return max(0, (now - base) // 1000)
+    return seconds(max(0, now - base))
+
+
+class AgentsSnapshot:
+    """Every agent's row as the board shows it, kept per change; one per app (``app.extensions``)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.cursor = 0
+        self._static_key = None
+        self._static: dict[str, tuple] = {}  # sid -> (key, name, team, tz, tzname, in_roster, problem)
+        self._rows: dict[str, Row] = {}
+        self._order: list[Row] = []
+        self._order_dirty = True
+        self._applied = None
+        self._cur: dict[str, tuple] = {}  # sid -> (Current, since_ms) last seen
+        self._segs: dict[str, tuple] = {}  # sid -> (segment, valid until)
+        self._seg_expiry = 0
+        self._days: dict = {}  # zone -> local ISO day
+        self._db_key = None
+        self._db_at = None
+        self._open: dict[str, tuple] = {}
+        self._figs_raw: dict[tuple, tuple] = {}
+        self._figs: dict[tuple, dict] = {}
+        self._last_now = None
+        self._selections: dict = {}
+
+    # -- keeping the rows --------------------------------------------------------------------------
+
+    def refresh(self, engine, now: int) -> None:
+        """Bring every row up to ``now`` (call with the lock held)."""
+        changed: set[str] = set()
+        full = False
+        sched = engine.schedules.current
+        static_key = (id(sched), getattr(engine.schedules, "version", None), id(engine.runner))
+        if static_key != self._static_key:
+            self._load_static(engine, sched)
+            self._static_key = static_key
+            full = True
+        if self._last_now is not None and now < self._last_now:
+            full = True  # the clock went back (tests, a corrected clock): nothing kept is known to hold
+        self._last_now = now
+
+        tracker = engine.tracker
+        applied = getattr(tracker, "applied", None)
+        if full or applied is None or applied != self._applied:
+            current = tracker.all_current()
+            prev = self._cur
+            for sid, cur in current.items():
+                p = prev.get(sid)
+                if p is None or p[0] is not cur or p[1] != cur.since_ms:
+                    if p is None or p[1] != cur.since_ms or p[0].snapshot != cur.snapshot or p[0].channels != cur.channels:
+                        changed.add(sid)
+                    prev[sid] = (cur, cur.since_ms)
+                    if sid not in self._static:
+                        self._static[sid] = self._stray(engine, sid)
+                        self._order_dirty = True
+            for sid in [s for s in prev if s not in current]:
+                del prev[sid]
+                changed.add(sid)
+            self._applied = applied
+
+        days_changed = self._load_days(now)
+        if days_changed:
+            full = True
+        if self._db_stale(engine, now) or full:
+            changed |= self._load_db(engine, now)
+
+        if full:
+            self._segs = {}
+            self._seg_expiry = 0
+        if now >= self._seg_expiry:
+            changed |= self._load_segments(sched, now)
+
+        sids = self._static.keys() if full else changed
+        rows_changed = False
+        for sid in list(sids):
+            if sid not in self._static:
+                continue
+            if self._encode(engine, sid):
+                rows_changed = True
+        if self._order_dirty:
+            self._order = sorted(self._rows.values(), key=lambda r: r.order)
+            self._order_dirty = False
+            rows_changed = True
+        if rows_changed:
+            self.cursor += 1
+            self._selections = {}
+
+    def _load_static(self, engine, sched) -> None:
+        problem = getattr(engine.schedules, "agent_problem", None)
+        static = {}
+        if sched is not None:
+            for a in sched.agents.values():
+                tz = sched.tz(a.key)
+                static[a.worker_sid] = (a.key, a.name or a.key, a.team, tz, str(tz.key), True,
+                                        problem(a.key) if problem else None)
+        for sid in self._cur:
+            if sid not in static:
+                static[sid] = None
+        self._static = static
+        for sid, v in static.items():
+            if v is None:
+                static[sid] = self._stray(engine, sid)
+        self._rows = {}
+        self._order_dirty = True
+
+    def _stray(self, engine, sid: str) -> tuple:
+        """A worker seen in the feed but not in the roster."""
+        key, team, tz = engine.runner.agent_info(sid)
+        problem = getattr(engine.schedules, "agent_problem", None)
+        in_roster = False
+        sched = engine.schedules.current
+        if sched is not None and sched.agent(sid) is not None:
+            in_roster = True
+        return (key, key, team, tz, str(tz.key), in_roster, problem(sid) if problem else None)
+
+    def _load_days(self, now: int) -> bool:
+        zones = {v[3] for v in self._static.values()}
+        days = {tz: local_date(now, tz).isoformat() for tz in zones}
+        if days != self._days:
+            self._days = days
+            return True
+        return False
+
+    def _db_stale(self, engine, now: int) -> bool:
+        conn = engine.store.reader
+        last_tick = conn.execute("SELECT value FROM meta WHERE key = 'last_tick_ms'").fetchone()
+        audit = conn.execute("SELECT MAX(id) FROM audit").fetchone()
+        opened = conn.execute("SELECT COUNT(*), MAX(id), TOTAL(id), MAX(updated_ms) FROM exceptions "
+                              "WHERE end_ms IS NULL").fetchone()
+        key = (last_tick[0] if last_tick else None, audit[0], tuple(opened), id(engine.runner.last_tick))
+        if key != self._db_key or self._db_at is None or not 0 <= now - self._db_at < DB_MAX_AGE_MS:
+            self._db_key = key
+            return True
+        return False
+
+    def _load_db(self, engine, now: int) -> set[str]:
+        conn = engine.store.reader
+        self._db_at = now
+        changed: set[str] = set()
+        opened: dict[str, list] = {}
+        for r in conn.execute("SELECT worker_sid, id, rule, severity, start_ms, approved, scheduled_activity, "
+                              "actual_activity, task_state FROM exceptions WHERE end_ms IS NULL "
+                              "ORDER BY start_ms, id"):
+            opened.setdefault(r[0], []).append(tuple(r)[1:])
+        new_open = {sid: tuple(v) for sid, v in opened.items()}
+        for sid in set(new_open) | set(self._open):
+            if new_open.get(sid) != self._open.get(sid):
+                changed.add(sid)
+        self._open = new_open
+        wanted = sorted(set(self._days.values()))
+        raw: dict[tuple, tuple] = {}
+        if wanted:
+            for r in conn.execute(f"SELECT * FROM adherence WHERE day IN ({','.join('?' * len(wanted))})", wanted):
+                raw[(r["worker_sid"], r["day"])] = (tuple(r), r)
+        figs = {}
+        for k, (t, r) in raw.items():
+            old = self._figs_raw.get(k)
+            if old is not None and old == t and k in self._figs:
+                figs[k] = self._figs[k]
+            else:
+                figs[k] = adherence_row(r)
+                changed.add(k[0])
+        for k in self._figs:
+            if k not in figs:
+                changed.add(k[0])
+        self._figs_raw = {k: t for k, (t, _r) in raw.items()}
+        self._figs = figs
+        return changed
+
+    def _load_segments(self, sched, now: int) -> set[str]:
+        changed: set[str] = set()
+        expiry = now + UNSCHEDULED_HORIZON_MS
+        for sid, st in self._static.items():
+            if not st[5] or sched is None:
+                continue
+            kept = self._segs.get(sid)
+            if kept is not None and now < kept[1]:
+                expiry = min(expiry, kept[1])
+                continue
+            key = st[0]
+            seg = sched.at(key, now)
+            if seg is not None:
+                until = seg.end
+            else:
+                until = now + UNSCHEDULED_HORIZON_MS
+                for s in sched.segments(key, now, until):
+                    if s.start > now:
+                        until = min(until, s.start)
+            if kept is None or kept[0] != seg:
+                changed.add(sid)
+            self._segs[sid] = (seg, until)
+            expiry = min(expiry, until)
+        self._seg_expiry = expiry
+        return changed
+
+    def _encode(self, engine, sid: str) -> bool:
+        key, name, team, tz, tzname, in_roster, problem = self._static[sid]
+        kept = self._cur.get(sid)
+        cur = kept[0] if kept else None
+        seg = self._segs.get(sid, (None, 0))[0] if in_roster else None
+        day = self._days.get(tz) or local_date(self._last_now, tz).isoformat()
+        opened = self._open.get(sid, ())
+        fig = self._figs.get((sid, day))
+        cur_sig = None if cur is None else (cur.snapshot, cur.channels, kept[1])
+        inputs = (cur_sig, seg, opened, fig, day)
+        row = self._rows.get(sid)
+        if row is not None and row.inputs == inputs:
+            return False
+        holes = []
+        if cur is not None:
+            holes.append((0, kept[1]))
+        for e in opened:
+            holes.append((1, e[3]))
+        doc = {
+            "agent": key,
+            "name": name,
+            "worker_sid": sid,
+            "team": team,
+            "timezone": tzname,
+            "in_roster": in_roster,
+            "seen": cur is not None,
+            "activity": cur.snapshot.activity if cur else None,
+            "task_state": cur.snapshot.task if cur else None,
+            "channels": _channels(cur.channels) if cur else [],
+            "since": iso(kept[1]) if cur else None,
+            "seconds_in_state": _HOLE if cur else None,
+            "last_record_at": iso(cur.snapshot.at) if cur else None,
+            "scheduled_activity": seg.activity if seg else None,
+            "scheduled_until": iso(seg.end) if seg else None,
+            "schedule_problem": problem,
+            "in_adherence": not any(not e[4] for e in opened),
+            "open_exceptions": [
+                {"id": e[0], "rule": e[1], "severity": e[2], "start": iso(e[3]), "duration_seconds": _HOLE,
+                 "approved": bool(e[4]), "scheduled_activity": e[5], "actual_activity": e[6], "task_state": e[7]}
+                for e in opened
+            ],
+            "today": None if fig is None else {k: fig[k] for k in TODAY_FIELDS},
+        }
+        text = _DUMPS(doc).replace("%", "%%").replace(_HOLE_JSON, "%s")
+        if row is None:
+            row = Row(sid, key, team, (team is None, team or "", str(name).lower(), sid))
+            self._rows[sid] = row
+            self._order_dirty = True
+        row.text, row.holes, row.in_adherence, row.inputs = text, tuple(holes), doc["in_adherence"], inputs
+        return True
+
+    # -- answering ---------------------------------------------------------------------------------
+
+    def select(self, scope: frozenset | None, team: str | None, agent: str | None,
+               out: bool | None) -> tuple[list[Row], list[str], bool]:
+        """The caller's rows (scope, then filters), the teams in scope, and whether ``agent`` is known."""
+        key = (None if scope is None else tuple(sorted(scope)), team, agent, out)
+        hit = self._selections.get(key)
+        if hit is None:
+            rows = self._order if scope is None else [r for r in self._order if r.team in scope]
+            teams = sorted({r.team for r in rows if r.team})
+            known = agent is None or any(agent in (r.agent, r.sid) for r in rows)
+            if team:
+                rows = [r for r in rows if r.team == team]
+            if agent:
+                rows = [r for r in rows if agent in (r.agent, r.sid)]
+            if out is not None:
+                rows = [r for r in rows if r.in_adherence != out]
+            hit = self._selections[key] = (rows, teams, known)
+        return hit
+
+
+def encode_rows(rows: list[Row], now: int) -> str:
+    """The rows as a JSON array's inside, their clock holes filled for ``now``."""
+    if not rows:
+        return ""
+    values = [_fill(k, b, now) for r in rows for k, b in r.holes]
+    return ",".join(r.text for r in rows) % tuple(values)
+
+
+def etag(cursor: int, parts: tuple) -> str:
+    return hashlib.sha1(repr((cursor, parts)).encode()).hexdigest()[:24]
+
+
+def snapshot(app) -> AgentsSnapshot:
+    return app.extensions.setdefault("adherence.agents", AgentsSnapshot())
+
+
+def local_today(engine, now: int) -> str:
+    return local_date(now, zone(engine.config.timezone)).isoformat()
