@@ -93,6 +93,8 @@ class Runner:
         # caches (losing them costs time, never changes a figure)
         self._evaluated_to: dict[str, int] | None = None  # the database's ``evaluation`` table
         self._next_check: dict[str, int | None] = {}
+        self._counted: dict[str, dict[int, tuple[int, int]]] = {}  # see _logged_in_counts
+        self._counted_for: tuple | None = None
         self._versions: tuple | None = None
         self._last_trim_ms = 0
         self.last_tick: TickStats | None = None
@@ -119,8 +121,8 @@ class Runner:
         sched = self.schedules.current
         return {a.worker_sid for a in sched.agents.values()} if sched is not None else set()
 
-    def _reader(self, worker_sid: str, from_journal: bool):
-        conn = self.store.reader
+    def _reader(self, worker_sid: str, from_journal: bool, conn=None):
+        conn = conn if conn is not None else self.store.reader
         mem = self.memory_from_ms
         tracker = self.tracker
 
@@ -142,14 +144,17 @@ class Runner:
     # -- the unit of work ---------------------------------------------------
     def evaluate(self, worker_sid: str, start_ms: int, now_ms: int, monitoring_from: int | None, *,
                  from_journal: bool = False, day_range: tuple[date, date] | None = None,
-                 store_until: int | None = None) -> Evaluation:
-        """Compute one agent's results (no lock held, nothing written)."""
+                 store_until: int | None = None, floor_ms: int | None | type(...) = ...,
+                 conn=None, logged_in_known=None) -> Evaluation:
+        """Compute one agent's results (no lock held, nothing written). A tick passes what it read once
+        for all its agents (``floor_ms``, ``conn``) and the logged-in counts it keeps between ticks."""
         key, team, tz = self.agent_info(worker_sid)
         lo = min(start_ms, now_ms) - 3 * DAY_MS
         segs = self.segments(key, lo, now_ms + 2 * DAY_MS)
-        ev = evaluate_worker(self._reader(worker_sid, from_journal), worker_sid, segs, self.rules.current, team,
-                             tz, monitoring_from, start_ms, now_ms, day_range=day_range,
-                             store_until=store_until, floor_ms=self._floor())
+        ev = evaluate_worker(self._reader(worker_sid, from_journal, conn), worker_sid, segs, self.rules.current,
+                             team, tz, monitoring_from, start_ms, now_ms, day_range=day_range,
+                             store_until=store_until, floor_ms=self._floor() if floor_ms is ... else floor_ms,
+                             logged_in_known=logged_in_known)
         if ev.occurrences and ev.occurrences[0].start < lo + DAY_MS:
             # an exception that began long ago: its day is read from the segments around its start
             ev = replace(ev, segments=self.segments(key, ev.occurrences[0].start - 2 * DAY_MS, now_ms + 2 * DAY_MS))
@@ -341,10 +346,16 @@ class Runner:
             if monitoring_from is not None:
                 meta[RESULTS_ORIGIN] = monitoring_from
             items = sorted(work.items())
+            floor = self._floor()
+            conn = self.store.reader
+            counted = self._logged_in_counts(monitoring_from, floor)
             for i in range(0, len(items), WRITE_CHUNK_AGENTS):
                 chunk = []
                 for w, start in items[i:i + WRITE_CHUNK_AGENTS]:
-                    chunk.append(self.evaluate(w, start, now, monitoring_from))
+                    ev = self.evaluate(w, start, now, monitoring_from, floor_ms=floor, conn=conn,
+                                       logged_in_known=counted.get(w))
+                    counted[w] = ev.logged_in_counted(now)
+                    chunk.append(ev)
                     _yield_gil()
                     if self.stopping.is_set():
                         raise _Stopped()
@@ -366,6 +377,16 @@ class Runner:
             METRICS.set("adherence_tick_duration_seconds", stats.duration_s)
             METRICS.set("adherence_tick_agents", stats.agents)
             return stats
+
+    def _logged_in_counts(self, monitoring_from: int | None, floor: int | None) -> dict:
+        """Each agent's logged-in counts from its last evaluation in this process (a cache: the policy uses
+        one only where nothing before the new evaluation's start changed, and the figures are the same
+        without it). Forgotten when monitoring start or the retention floor moves: both change timelines
+        without a journal row above the watermark to say where."""
+        if self._counted_for != (monitoring_from, floor):
+            self._counted = {}
+            self._counted_for = (monitoring_from, floor)
+        return self._counted
 
     def _trim(self, now: int) -> None:
         if self.tracker is None or self.memory_from_ms is None or now - self._last_trim_ms <= 3_600_000:

@@ -338,3 +338,30 @@ def test_8_a_tick_computes_without_holding_the_writer(folder, monkeypatch):
     stats = c.engine.runner.last_tick
     assert stats.longest_write_s < 0.1
     c.engine.close()
+
+
+def test_9_a_late_record_inside_what_the_last_tick_counted_changes_logged_in_time(folder):
+    """Ticks keep each agent's logged-in count of the day and add only what came since; a record dated
+    before the last tick (late, or sent by another process) must make the day counted again from where it
+    changes, whether it lands minutes or hours before that tick, or exactly on it."""
+    c = Center(folder, T("2026-11-16 08:00"))
+    c.send(ANN, T("2026-11-16 08:55"), "Available")
+    for minute in range(0, 180, 5):  # a tick every 5 minutes, 09:00-12:00
+        c.tick(T("2026-11-16 09:00") + minute * 60_000)
+    last = T("2026-11-16 11:55")
+    c.tick(last)
+    c.send(ANN, last - 3 * 60_000, "Offline")        # 3 minutes before the last tick, Offline ...
+    c.send(ANN, last - 60_000, "Available")          # ... for 2 minutes
+    c.tick(T("2026-11-16 12:00"))
+    assert c.day("ann", "2026-11-16")["logged_in_seconds"] == (3 * 60 + 5 - 2) * 60
+    c.send(ANN, T("2026-11-16 10:00"), "Offline")    # two hours late: Offline 10:00-10:10
+    c.send(ANN, T("2026-11-16 10:10"), "Available")
+    c.tick(T("2026-11-16 12:05"))
+    assert c.day("ann", "2026-11-16")["logged_in_seconds"] == (3 * 60 + 10 - 2 - 10) * 60
+    c.send(ANN, T("2026-11-16 12:05"), "Offline")    # exactly on the last tick
+    now = T("2026-11-16 12:10")
+    c.tick(now)
+    # 08:55 → 12:05 logged in, less Offline 10:00-10:10 and 11:52-11:54
+    assert c.day("ann", "2026-11-16")["logged_in_seconds"] == (3 * 60 + 10 - 10 - 2) * 60
+    c.engine.close()
+    assert_equals_recompute(folder, folder / "live.db", date(2026, 11, 15), date(2026, 11, 16), now)
