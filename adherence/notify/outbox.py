@@ -92,9 +92,7 @@ class Notifier:
             return 0
         now = self.clock.now_ms() if now_ms is None else now_ms
         reader = self.store.reader
-        ids = [r[0] for r in reader.execute("SELECT id FROM exceptions WHERE end_ms IS NULL")]
-        ids += [r[0] for r in reader.execute("SELECT DISTINCT exception_id FROM notify_state WHERE end_ms IS NULL")]
-        ids = sorted(set(ids))
+        ids = self._candidates(reader, cfg, now)
         total = 0
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
@@ -106,6 +104,45 @@ class Notifier:
         if total:
             self.wake.set()
         return total
+
+    @staticmethod
+    def _candidates(conn, cfg: Notifications, now_ms: int) -> list[int]:
+        """The exceptions time alone may have given something to send, found by SQL: per route, open ones it
+        matches that have lasted its ``min_duration`` and it has not announced (held back by a snooze or its
+        hours, or just long enough), and announced ones due a reminder; and any whose announcement state no
+        longer says what is stored. Every other open exception (nearly all of them, every tick) costs
+        nothing here; ``_plan`` decides on these."""
+        ids: set[int] = set()
+        for route in cfg.routes:
+            if route.channel not in cfg.channels:
+                continue
+            where = ["e.end_ms IS NULL", "e.start_ms <= ?", "e.start_ms >= ?"]
+            # (not news: open for over a day before it could be announced, as _due_open says)
+            params: list = [now_ms - route.min_duration_ms,
+                            now_ms - cfg.delivery.max_age_ms - route.min_duration_ms - 86_400_000]
+            for col, values in (("rule", route.rules), ("severity", route.severities), ("team", route.teams)):
+                if values:
+                    where.append(f"e.{col} IN ({','.join('?' * len(values))})")
+                    params += list(values)
+            params.append(route.name)
+            ids.update(r[0] for r in conn.execute(
+                f"SELECT e.id FROM exceptions e WHERE {' AND '.join(where)} AND NOT EXISTS "
+                "(SELECT 1 FROM notify_state s WHERE s.exception_id = e.id AND s.route = ?)", params))
+            if route.remind_every_ms:
+                ids.update(r[0] for r in conn.execute(
+                    "SELECT s.exception_id FROM notify_state s WHERE s.route = ? AND s.end_ms IS NULL "
+                    "AND s.announced_ms + (s.reminders + 1) * ? <= ? "
+                    "AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.exception_id = s.exception_id)",
+                    (route.name, route.remind_every_ms, now_ms)))
+        # announced as open but since closed, moved or gone, or announced as closed and open again: written
+        # without the listener (which normally handles it in the same transaction)
+        ids.update(r[0] for r in conn.execute(
+            "SELECT s.exception_id FROM notify_state s LEFT JOIN exceptions e ON e.id = s.exception_id "
+            "WHERE s.end_ms IS NULL AND (e.id IS NULL OR e.end_ms IS NOT NULL OR e.start_ms != s.start_ms)"))
+        ids.update(r[0] for r in conn.execute(
+            "SELECT s.exception_id FROM notify_state s JOIN exceptions e ON e.id = s.exception_id "
+            "WHERE e.end_ms IS NULL AND (s.end_ms IS NOT NULL OR s.start_ms != e.start_ms)"))
+        return sorted(ids)
 
     def reconcile(self, conn, cfg: Notifications, now_ms: int, ids: list[int], deleted: dict[int, dict]) -> int:
         return self._plan(conn, cfg, now_ms, ids, deleted, dry=False)
