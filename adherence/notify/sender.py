@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 IDLE_S = 1.0
+FLUSH_S = 0.25  # what went out is recorded at least this often during a long batch…
+FLUSH_N = 50  # …or after this many messages: one short transaction for all of them
+PROBE_S = 0.002  # while the writer is busy, look again after this long (without queueing for it)
 
 
 class Sender:
@@ -136,8 +139,8 @@ class Sender:
                 failed_agents |= {e["agent"] for e in group}
                 METRICS.inc("adherence_notification_failures_total", channel=channel.type)
             time.sleep(0)  # hand the GIL to a waiting webhook request now, not at the next 5 ms switch
-            if time.monotonic() - last_flush > 0.25:  # a slow batch still records what went out
-                self._record(results, cfg)
+            if len(results) >= FLUSH_N or time.monotonic() - last_flush > FLUSH_S:
+                self._record(results, cfg)  # a long batch still records what went out, in short transactions
                 results = []
                 last_flush = time.monotonic()
             if self._stop.is_set():
@@ -146,39 +149,55 @@ class Sender:
         return len(entries)
 
     def _between_writes(self) -> None:
-        """Wait while a write transaction is open. A transaction's length is wall time, and every webhook
-        waits for the writer: a sender thread taking the GIL in the middle of the runner's transaction made
-        that transaction (and so the webhook's wait) twice as long during a burst. Sending between
-        transactions costs the sender nothing it would notice."""
-        with self.store.write_lock():
-            pass
+        """Wait while a write transaction is open, without queueing for the writer. A transaction's length is
+        wall time, and every webhook waits for the writer: a sender thread taking the GIL in the middle of the
+        runner's transaction made that transaction (and so the webhook's wait) twice as long during a burst.
+        The writer's lock is only tried, never waited on, so the sender never stands in the webhooks' line
+        for it (nor holds it: sending is network I/O, done with no lock held)."""
+        lock = self.store._write_lock
+        while not self._stop.is_set():
+            if lock.acquire(blocking=False):
+                lock.release()
+                return
+            time.sleep(PROBE_S)
 
     def _record(self, results, cfg) -> None:
+        """What a batch's attempts came to, in one short write transaction: the statements' parameters are
+        made before it and the log written after it."""
         if not results:
             return
         now = self.clock.now_ms()
         d = cfg.delivery
-        sent = [(now, e["id"]) for group, error in results if error is None for e in group]
+        sent, dead, retry, notes = [], [], [], []
+        for group, error in results:
+            for e in group:
+                if error is None:
+                    sent.append((now, e["id"]))
+                    continue
+                attempts = e["attempts"] + 1
+                if attempts >= d.max_attempts:
+                    dead.append((attempts, error, e["id"]))
+                    notes.append((log.error, "notification %s to %s dead-lettered after %d attempts: %s",
+                                  (e["id"], e.get("route"), attempts, error), "notification_dead"))
+                else:
+                    delay = min(d.backoff_ms * 2 ** (attempts - 1), d.max_backoff_ms)
+                    retry.append((attempts, error, now + delay, e["id"]))
+                    notes.append((log.warning, "notification %s failed (attempt %d), next in %.0fs: %s",
+                                  (e["id"], attempts, delay / 1000, error), "notification_retry"))
         with self.store.write() as conn:
-            conn.executemany("UPDATE outbox SET status = 'sent', sent_ms = ?, attempts = attempts + 1, "
-                             "last_error = NULL WHERE id = ? AND status = 'pending'", sent)
-            for group, error in results:
-                for e in group:
-                    if error is None:
-                        continue
-                    attempts = e["attempts"] + 1
-                    if attempts >= d.max_attempts:
-                        conn.execute("UPDATE outbox SET status = 'dead', attempts = ?, last_error = ? WHERE id = ? "
-                                     "AND status = 'pending'", (attempts, error, e["id"]))
-                        METRICS.inc("adherence_notifications_dead_total")
-                        log.error("notification %s to %s dead-lettered after %d attempts: %s", e["id"],
-                                  e.get("route"), attempts, error, extra={"event": "notification_dead"})
-                    else:
-                        delay = min(d.backoff_ms * 2 ** (attempts - 1), d.max_backoff_ms)
-                        conn.execute("UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_ms = ? WHERE id = ? "
-                                     "AND status = 'pending'", (attempts, error, now + delay, e["id"]))
-                        log.warning("notification %s failed (attempt %d), next in %.0fs: %s", e["id"], attempts,
-                                    delay / 1000, error, extra={"event": "notification_retry"})
+            if sent:
+                conn.executemany("UPDATE outbox SET status = 'sent', sent_ms = ?, attempts = attempts + 1, "
+                                 "last_error = NULL WHERE id = ? AND status = 'pending'", sent)
+            if dead:
+                conn.executemany("UPDATE outbox SET status = 'dead', attempts = ?, last_error = ? WHERE id = ? "
+                                 "AND status = 'pending'", dead)
+            if retry:
+                conn.executemany("UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_ms = ? WHERE id = ? "
+                                 "AND status = 'pending'", retry)
+        if dead:
+            METRICS.inc("adherence_notifications_dead_total", len(dead))
+        for emit, message, args, event in notes:
+            emit(message, *args, extra={"event": event})
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Send everything due now on every channel (the CLI and tests; the threads do this in service)."""
