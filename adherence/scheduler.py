@@ -10,6 +10,7 @@ why ``serve`` runs one WSGI process with threads.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,13 +24,15 @@ RETENTION_JOB_ID = "adherence-retention"
 
 
 def _tick(engine) -> None:
+    notifier = getattr(engine, "notifier", None)
     try:
-        stats = engine.runner.tick()
+        # the notification sender delivers what the tick wrote after it, not during it
+        with notifier.evaluating() if notifier is not None else nullcontext():
+            stats = engine.runner.tick()
     except Exception as exc:
         engine.runner.last_error = f"{type(exc).__name__}: {exc}"
         METRICS.inc("adherence_tick_errors_total")
         raise
-    notifier = getattr(engine, "notifier", None)
     if notifier is not None:  # what time alone changes: min_duration reached, reminders, snoozes that ran out
         try:
             notifier.tick(stats.at_ms)

@@ -36,6 +36,7 @@ from adherence.notify.config import notification_source
 from adherence.notify.outbox import Notifier
 from adherence.notify.sender import Sender
 from adherence.rules import rule_source
+from adherence.scheduler import _tick as scheduled_tick
 from adherence.timeutil import iso
 from adherence.web import create_app
 from center import Center
@@ -141,8 +142,8 @@ def main() -> None:
     eng.config.notifications = folder / "notifications.yaml"
     source = notification_source(eng.config)
     source.check()
-    eng.notifier = Notifier(eng.store, source, eng.clock)
     if not args.control:
+        eng.notifier = Notifier(eng.store, source, eng.clock)
         eng.runner.exception_listener = eng.notifier.on_exceptions
     app = create_app(engine=eng)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
@@ -158,8 +159,8 @@ def main() -> None:
             "last_processed_event_sid": f"EVburst{i:027d}", "date_last_processed_event": iso(at)}]}
         pending.append((parse_envelope(env, at), at))
     eng.journal.ingest_parsed(pending)
-    sender = Sender(eng.notifier)
-    if not args.control:
+    sender = Sender(eng.notifier) if not args.control else None
+    if sender is not None:
         sender.start()
     posters = [Poster(port, rest, mid + 3_000, f"n{i}") for i in range(4)]
     for p in posters:
@@ -168,7 +169,8 @@ def main() -> None:
     t0 = time.perf_counter()
     wall0 = time.time()
     c.clock.set(mid + 120_000)  # the sender reads the engine's clock: entries are due from the tick's instant
-    stats = eng.runner.tick(mid + 120_000)
+    scheduled_tick(eng)  # as serve runs it: the tick, then the notifier's pass (the sender waits for the tick)
+    stats = eng.runner.last_tick
     t_tick = time.perf_counter() - t0
     n_out = eng.store.reader.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     deadline = time.time() + 300
@@ -187,7 +189,8 @@ def main() -> None:
     lat = [s[1] * 1000 for p in posters for s in p.samples if t0 <= s[0] <= t0 + t_all]
     bad_status = sum(1 for p in posters for s in p.samples if s[2] != 200)
     statuses = dict(eng.store.reader.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
-    sender.stop()
+    if sender is not None:
+        sender.stop()
     server.close()
     c.close()
     recv.terminate()
@@ -219,9 +222,10 @@ def main() -> None:
     if not args.no_write:
         note = (f"{args.agents:,} agents (`bench/center.py`, {args.distinct:,} simulated, the rest clones) fed to "
                 "13:00 local and evaluated once; then a route for rule `bench-burst` to a signed webhook is switched "
-                f"on and {args.burst:,} agents move to that rule's activity. The next tick opens their exceptions "
-                "(outbox entries in the same transactions); the sender delivers them to a receiver process on "
-                "loopback that checks each signature. Meanwhile 4 keep-alive connections post feed records to the "
+                f"on and {args.burst:,} agents move to that rule's activity. The next tick (run as `serve` runs it: "
+                "`scheduler._tick`, the tick then the notifier's pass) opens their exceptions (outbox entries in "
+                "the same transactions); the sender, which holds back while a tick runs, delivers them to a "
+                "receiver process on loopback that checks each signature. Meanwhile 4 keep-alive connections post feed records to the "
                 "service's webhook (waitress, 8 threads); latency is the client's, from the tick's start to the last "
                 "delivery. The second row is the same tick in a separate run with notifications off (no outbox, no "
                 "sender): what the center's evaluation alone costs the webhook on the same machine at the same time.")

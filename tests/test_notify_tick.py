@@ -57,3 +57,25 @@ def test_only_exceptions_with_something_due_are_looked_at(tmp_path, hook):
     c.tick(T("09:56"))  # the snooze ended: announced now
     c.send_all()
     assert hook.events()[-1][:2] == ("opened", "ann") and candidates(c, T("09:59")) == []
+
+
+def test_the_sender_holds_back_while_a_tick_runs_and_delivers_after_it(tmp_path, hook):
+    import threading
+
+    folder(tmp_path, """
+        - name: all
+          channel: hook
+    """, hook_channel(hook.url))
+    c = N(tmp_path, T("08:55"))
+    c.send(ANN, T("09:00"), "Offline")
+    c.tick(T("09:10"))
+    assert len(c.outbox(status="pending")) == 1
+    with c.engine.notifier.evaluating():  # as scheduler._tick wraps the runner's tick
+        assert c.engine.notifier.holding()
+        t = threading.Thread(target=c.sender.run_once, args=("hook",))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and hook.bodies == []
+    t.join(5)
+    assert not t.is_alive() and hook.events() == [("opened", "ann", hook.bodies[0]["exception"]["start"])]
+    assert not c.engine.notifier.holding()

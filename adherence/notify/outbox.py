@@ -21,6 +21,8 @@ import json
 import logging
 import sqlite3
 import threading
+import time
+from contextlib import contextmanager
 
 from ..approvals import record
 from ..metrics import METRICS
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 SNOOZE_STEP_MIN = 15
 SNOOZE_MAX_MIN = 23 * 60 + 45
+# the sender holds back while an evaluation tick runs (the tick and the feed's webhook share the GIL and the
+# writer with it), but never longer than this for one tick: a first tick reaching far back still lets alerts out
+HOLD_MAX_S = 10.0
 
 COLS = ("id", "worker_sid", "agent", "team", "rule", "severity", "scheduled_activity", "actual_activity",
         "task_state", "start_ms", "end_ms", "day")
@@ -63,6 +68,24 @@ class Notifier:
         self.clock = clock
         self.wake = threading.Event()
         self._snooze_cache: tuple[int, set, set] | None = None
+        self._evaluating_since: float | None = None
+
+    @contextmanager
+    def evaluating(self):
+        """Around an evaluation tick (``scheduler._tick``): the sender waits for its end (at most
+        ``HOLD_MAX_S``), then delivers what it wrote. A burst of alerts sent during the tick took the GIL from
+        the tick and from the webhook's requests, which also wait for the tick's write transactions."""
+        self._evaluating_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._evaluating_since = None
+            self.wake.set()
+
+    def holding(self) -> bool:
+        """True while the sender should hold back for a running tick."""
+        since = self._evaluating_since
+        return since is not None and time.monotonic() - since < HOLD_MAX_S
 
     @property
     def current(self) -> Notifications | None:

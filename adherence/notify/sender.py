@@ -31,6 +31,7 @@ IDLE_S = 1.0
 FLUSH_S = 0.25  # what went out is recorded at least this often during a long batch…
 FLUSH_N = 50  # …or after this many messages: one short transaction for all of them
 PROBE_S = 0.002  # while the writer is busy, look again after this long (without queueing for it)
+HOLD_PROBE_S = 0.02  # while an evaluation tick runs (Notifier.evaluating)
 
 
 class Sender:
@@ -149,13 +150,17 @@ class Sender:
         return len(entries)
 
     def _between_writes(self) -> None:
-        """Wait while a write transaction is open, without queueing for the writer. A transaction's length is
+        """Wait while an evaluation tick runs (``Notifier.holding``) or a write transaction is open, without
+        queueing for the writer. A transaction's length is
         wall time, and every webhook waits for the writer: a sender thread taking the GIL in the middle of the
         runner's transaction made that transaction (and so the webhook's wait) twice as long during a burst.
         The writer's lock is only tried, never waited on, so the sender never stands in the webhooks' line
         for it (nor holds it: sending is network I/O, done with no lock held)."""
         lock = self.store._write_lock
         while not self._stop.is_set():
+            if self.notifier.holding():  # an evaluation tick is running: deliver after it
+                time.sleep(HOLD_PROBE_S)
+                continue
             if lock.acquire(blocking=False):
                 lock.release()
                 return
