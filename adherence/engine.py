@@ -33,6 +33,7 @@ class Engine:
         webhooks on its own and the engine says it is starting."""
         self.config = config
         self.clock = clock or SystemClock()
+        self.listen_first = listen_first  # a service: "starting" until its first tick, not only its load
         self.store = Store(config.database)
         self.tracker = Tracker()
         self.ready = threading.Event()  # live state built (set at once when there is none to build)
@@ -83,7 +84,9 @@ class Engine:
         """Why the service is not serving yet (loading live state, or no evaluation has run), or None."""
         if not self.ready.is_set():
             return "starting: building live state from the journal (webhooks are journaled meanwhile)"
-        if self.scheduler is not None and self.runner.last_tick is None and self.runner.last_error is None:
+        # between the load and the scheduler's start too: a listen-first service has not evaluated yet
+        if ((self.scheduler is not None or self.listen_first) and self.runner.last_tick is None
+                and self.runner.last_error is None):
             return "starting: the first evaluation has not finished"
         return None
 

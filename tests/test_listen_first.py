@@ -64,7 +64,11 @@ def test_serve_listens_at_once_and_says_starting_while_it_loads(tmp_path):
         deadline = time.monotonic() + 90
         while requests.get(server.url + "/health", timeout=5).json()["status"] == "starting":
             assert time.monotonic() < deadline, "still starting after 90 s"
-            time.sleep(0.2)
+            time.sleep(0.02)
+        # not "ok" in the gap between the load and the first tick (the board would show nobody out)
+        metrics = requests.get(server.url + "/metrics", timeout=5).text
+        ticks = [line for line in metrics.splitlines() if line.startswith("adherence_ticks_total ")]
+        assert ticks and float(ticks[0].split()[1]) >= 1, "health said ok before the first tick"
         agents = requests.get(server.url + "/api/agents", params={"limit": 5000}, timeout=10).json()
         sids = {a["worker_sid"] for a in agents["agents"]}
         assert agents["total"] == 2001 and late_worker in sids
