@@ -425,19 +425,27 @@ class Notifier:
                 continue
             agents.append({"agent": key, "worker_sid": w, "until": iso(until), "by": by})
         excs: dict[int, dict] = {}
-        where = "e.end_ms IS NULL" + (" OR e.day = ?" if day else "")
-        rows = reader.execute(
-            "SELECT e.id, e.agent, e.worker_sid, e.team, e.end_ms, s.until_ms, s.by, k.by, k.note, k.at_ms "
-            "FROM exceptions e LEFT JOIN snoozes s ON s.exception_id = e.id AND s.until_ms > ? "
-            "LEFT JOIN acks k ON k.exception_id = e.id "
-            f"WHERE (s.id IS NOT NULL OR k.exception_id IS NOT NULL) AND (s.id IS NOT NULL OR {where})",
-            (now, day) if day else (now,))
-        for eid, agent, w, team, end, until, sby, aby, note, at in rows:
+
+        def row(eid, agent, w, team, end) -> dict | None:
             if teams is not None and team not in teams:
-                continue
-            excs[eid] = {"exception_id": eid, "agent": agent, "worker_sid": w, "open": end is None,
-                         "snoozed_until": iso(until), "snoozed_by": sby,
-                         "acknowledged": None if at is None else {"by": aby, "note": note, "at": iso(at)}}
+                return None
+            return excs.setdefault(eid, {"exception_id": eid, "agent": agent, "worker_sid": w, "open": end is None,
+                                         "snoozed_until": None, "snoozed_by": None, "acknowledged": None})
+
+        # from the (small) snoozes and acks tables, never a scan of the exceptions: the board asks every poll
+        for eid, agent, w, team, end, until, by in reader.execute(
+                "SELECT e.id, e.agent, e.worker_sid, e.team, e.end_ms, s.until_ms, s.by FROM snoozes s "
+                "JOIN exceptions e ON e.id = s.exception_id WHERE s.until_ms > ?", (now,)):
+            r = row(eid, agent, w, team, end)
+            if r is not None:
+                r["snoozed_until"], r["snoozed_by"] = iso(until), by
+        which = "e.end_ms IS NULL" + (" OR e.day = ?" if day else "")
+        for eid, agent, w, team, end, by, note, at in reader.execute(
+                "SELECT e.id, e.agent, e.worker_sid, e.team, e.end_ms, k.by, k.note, k.at_ms FROM acks k "
+                f"JOIN exceptions e ON e.id = k.exception_id WHERE {which}", (day,) if day else ()):
+            r = row(eid, agent, w, team, end)
+            if r is not None:
+                r["acknowledged"] = {"by": by, "note": note, "at": iso(at)}
         return agents, [excs[k] for k in sorted(excs)]
 
     def counts(self) -> dict[tuple[str, str], int]:
