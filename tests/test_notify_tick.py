@@ -79,3 +79,21 @@ def test_the_sender_holds_back_while_a_tick_runs_and_delivers_after_it(tmp_path,
     t.join(5)
     assert not t.is_alive() and hook.events() == [("opened", "ann", hook.bodies[0]["exception"]["start"])]
     assert not c.engine.notifier.holding()
+
+
+def test_the_listener_is_called_only_for_agents_whose_exceptions_changed(tmp_path, hook):
+    folder(tmp_path, """
+        - name: all
+          channel: hook
+    """, hook_channel(hook.url))
+    c = N(tmp_path, T("08:55"))
+    calls = []
+    listener = c.engine.runner.exception_listener
+    c.engine.runner.exception_listener = lambda conn, changed, deleted, now: (
+        calls.append((sorted(changed), sorted(deleted))), listener(conn, changed, deleted, now))
+    c.send(ANN, T("09:00"), "Offline")
+    for m in range(1, 30):  # bob's records keep him evaluated every tick; his exceptions never change
+        c.send(BOB, T(f"09:{m:02d}"), "Available")
+        c.tick(T(f"09:{m:02d}") + 30_000)
+    (ann,) = c.exceptions(agent="ann")
+    assert calls == [([ann["id"]], [])]  # once, when ann's exception appeared; never for bob, never again
