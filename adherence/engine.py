@@ -48,8 +48,9 @@ class Engine:
             self.ready.set()
         self.schedules = schedule_source(config)
         self.rules = rule_source(config)
-        self.schedules.check()
-        self.rules.check()
+        if not listen_first:  # else loaded in the background with live state: a 10,000-agent roster takes
+            self.schedules.check()  # seconds to parse, and webhooks need neither schedules nor rules
+            self.rules.check()
         self.scheduler = None
         self.runner = Runner(
             store=self.store, tracker=self.tracker if load_state else None, journal=self.journal,
@@ -72,7 +73,10 @@ class Engine:
             log.info("restored %d snapshot(s) of %d agent(s) from the journal", n, len(self.tracker.workers()))
 
     def load_state_now(self) -> None:
-        """Build live state from the journal while webhooks are journaled, then catch up on them."""
+        """Load schedules and rules, build live state from the journal while webhooks are journaled, then
+        catch up on them."""
+        self.schedules.check()
+        self.rules.check()
         (high,) = self.store.reader.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()
         self._restore(high)
         with self.store.write_lock():

@@ -75,3 +75,38 @@ def test_serve_listens_at_once_and_says_starting_while_it_loads(tmp_path):
     finally:
         server.kill(15)
     assert accepted_after < 5, f"the port opened after {accepted_after:.1f} s"
+
+
+def test_schedules_and_rules_load_after_binding_not_before(tmp_path, monkeypatch):
+    """A 10,000-agent roster takes seconds to parse: the listen-first engine reads schedules and rules in
+    its background load, so nothing delays the port; webhooks need neither."""
+    import adherence.engine as engine_mod
+    from adherence.config import load_config
+
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "roster.yaml").write_text("timezone: UTC\nagents: {}\n")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "rules:\n  - name: offline\n    when: {activity: Offline}\n    for: 1m\n    severity: info\n")
+    (tmp_path / "config.yaml").write_text("database: a.db\ntimezone: UTC\nschedules: schedules\nrules: rules\n")
+    loads = []
+    real = engine_mod.schedule_source
+
+    def counting(config):
+        source = real(config)
+        check = source.check
+        source.check = lambda: loads.append(1) or check()
+        return source
+
+    monkeypatch.setattr(engine_mod, "schedule_source", counting)
+    eng = engine_mod.Engine(load_config(tmp_path / "config.yaml"), listen_first=True)
+    try:
+        assert loads == [] and eng.schedules.current is None
+        assert eng.starting()
+        eng.load_state_now()
+        assert loads == [1] and eng.schedules.current is not None and eng.rules.current is not None
+        assert eng.starting() == "starting: the first evaluation has not finished"
+        eng.runner.tick()
+        assert eng.starting() is None
+    finally:
+        eng.close()
