@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 from ..results import adherence_row
@@ -33,7 +34,7 @@ from ..timeutil import iso, local_date, zone
 
 DB_MAX_AGE_MS = 15_000  # open exceptions and today's figures are re-read at least this often (clock time)
 UNSCHEDULED_HORIZON_MS = 6 * 3_600_000
-_HOLE = "\x00H"
+_HOLE = "\x00hole:" + uuid.uuid4().hex  # a value no feed or roster can hold: where a counter goes
 _HOLE_JSON = json.dumps(_HOLE)
 _DUMPS = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 TODAY_FIELDS = ("date", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds", "approved_seconds",
@@ -56,16 +57,11 @@ class Row:
     agent: str
     team: str | None
     order: tuple
-    text: str = ""  # the row's JSON with '%s' holes ('%' escaped)
-    holes: tuple = ()  # per hole (kind, instant): 0 = seconds_in_state, 1 = an open exception's duration
+    slots: list = field(default_factory=list)  # the row's JSON (ASCII bytes) cut at its holes, None at each hole
+    kinds: list = field(default_factory=list)  # per hole: 0 = seconds_in_state, 1 = an open exception's duration
+    bases: list = field(default_factory=list)  # per hole: the instant it counts from
     in_adherence: bool = True
     inputs: tuple = field(default=())
-
-
-def _fill(kind: int, base: int, now: int):
-    if kind == 0:
-        return max(0, (now - base) // 1000)
-    return seconds(max(0, now - base))
 
 
 class AgentsSnapshot:
@@ -81,9 +77,13 @@ class AgentsSnapshot:
         self._order_dirty = True
         self._applied = None
         self._cur: dict[str, tuple] = {}  # sid -> (Current, since_ms) last seen
+        self._cur_obj: dict = {}  # sid -> Current last seen (compared by identity first)
+        self._cur_since: dict[str, int] = {}
+        self._teams: list[str] = []
         self._segs: dict[str, tuple] = {}  # sid -> (segment, valid until)
         self._seg_expiry = 0
         self._days: dict = {}  # zone -> local ISO day
+        self._zones: set | None = None  # the zones of the agents kept
         self._db_key = None
         self._db_at = None
         self._open: dict[str, tuple] = {}
@@ -91,6 +91,7 @@ class AgentsSnapshot:
         self._figs: dict[tuple, dict] = {}
         self._last_now = None
         self._selections: dict = {}
+        self._pages: dict = {}
 
     # -- keeping the rows --------------------------------------------------------------------------
 
@@ -112,19 +113,23 @@ class AgentsSnapshot:
         applied = getattr(tracker, "applied", None)
         if full or applied is None or applied != self._applied:
             current = tracker.all_current()
-            prev = self._cur
-            for sid, cur in current.items():
-                p = prev.get(sid)
-                if p is None or p[0] is not cur or p[1] != cur.since_ms:
-                    if p is None or p[1] != cur.since_ms or p[0].snapshot != cur.snapshot or p[0].channels != cur.channels:
-                        changed.add(sid)
-                    prev[sid] = (cur, cur.since_ms)
-                    if sid not in self._static:
-                        self._static[sid] = self._stray(engine, sid)
-                        self._order_dirty = True
-            for sid in [s for s in prev if s not in current]:
-                del prev[sid]
-                changed.add(sid)
+            prev, since = self._cur_obj, self._cur_since
+            moved = [sid for sid, cur in current.items() if prev.get(sid) is not cur or since.get(sid) != cur.since_ms]
+            for sid in moved:
+                cur, old = current[sid], prev.get(sid)
+                if old is None or since.get(sid) != cur.since_ms or old.snapshot != cur.snapshot \
+                        or old.channels != cur.channels:
+                    changed.add(sid)
+                prev[sid], since[sid] = cur, cur.since_ms
+                self._cur[sid] = (cur, cur.since_ms)
+                if sid not in self._static:
+                    self._static[sid] = self._stray(engine, sid)
+                    self._order_dirty = True
+                    self._zones = None
+            if len(prev) != len(current):
+                for sid in [s for s in prev if s not in current]:
+                    del prev[sid], since[sid], self._cur[sid]
+                    changed.add(sid)
             self._applied = applied
 
         days_changed = self._load_days(now)
@@ -148,11 +153,13 @@ class AgentsSnapshot:
                 rows_changed = True
         if self._order_dirty:
             self._order = sorted(self._rows.values(), key=lambda r: r.order)
+            self._teams = sorted({r.team for r in self._order if r.team})
             self._order_dirty = False
             rows_changed = True
         if rows_changed:
             self.cursor += 1
             self._selections = {}
+            self._pages = {}
 
     def _load_static(self, engine, sched) -> None:
         problem = getattr(engine.schedules, "agent_problem", None)
@@ -171,6 +178,7 @@ class AgentsSnapshot:
                 static[sid] = self._stray(engine, sid)
         self._rows = {}
         self._order_dirty = True
+        self._zones = None
 
     def _stray(self, engine, sid: str) -> tuple:
         """A worker seen in the feed but not in the roster."""
@@ -183,8 +191,9 @@ class AgentsSnapshot:
         return (key, key, team, tz, str(tz.key), in_roster, problem(sid) if problem else None)
 
     def _load_days(self, now: int) -> bool:
-        zones = {v[3] for v in self._static.values()}
-        days = {tz: local_date(now, tz).isoformat() for tz in zones}
+        if self._zones is None:
+            self._zones = {v[3] for v in self._static.values()}
+        days = {tz: local_date(now, tz).isoformat() for tz in self._zones}
         if days != self._days:
             self._days = days
             return True
@@ -305,12 +314,17 @@ class AgentsSnapshot:
             ],
             "today": None if fig is None else {k: fig[k] for k in TODAY_FIELDS},
         }
-        text = _DUMPS(doc).replace("%", "%%").replace(_HOLE_JSON, "%s")
+        slots: list = []
+        for i, part in enumerate(_DUMPS(doc).split(_HOLE_JSON)):
+            if i:
+                slots.append(None)
+            slots.append(part.encode("ascii"))
         if row is None:
             row = Row(sid, key, team, (team is None, team or "", str(name).lower(), sid))
             self._rows[sid] = row
             self._order_dirty = True
-        row.text, row.holes, row.in_adherence, row.inputs = text, tuple(holes), doc["in_adherence"], inputs
+        row.slots, row.in_adherence, row.inputs = slots, doc["in_adherence"], inputs
+        row.kinds, row.bases = [k for k, _b in holes], [b for _k, b in holes]
         return True
 
     # -- answering ---------------------------------------------------------------------------------
@@ -322,7 +336,7 @@ class AgentsSnapshot:
         hit = self._selections.get(key)
         if hit is None:
             rows = self._order if scope is None else [r for r in self._order if r.team in scope]
-            teams = sorted({r.team for r in rows if r.team})
+            teams = self._teams if scope is None else [t for t in self._teams if t in scope]
             known = agent is None or any(agent in (r.agent, r.sid) for r in rows)
             if team:
                 rows = [r for r in rows if r.team == team]
@@ -333,13 +347,51 @@ class AgentsSnapshot:
             hit = self._selections[key] = (rows, teams, known)
         return hit
 
+    def page(self, rows: list[Row], offset: int, limit: int) -> Page:
+        key = (id(rows), offset, limit)
+        hit = self._pages.get(key)
+        if hit is None or hit[0] is not rows:
+            hit = self._pages[key] = (rows, Page(rows[offset:offset + limit]))
+        return hit[1]
 
-def encode_rows(rows: list[Row], now: int) -> str:
-    """The rows as a JSON array's inside, their clock holes filled for ``now``."""
-    if not rows:
-        return ""
-    values = [_fill(k, b, now) for r in rows for k, b in r.holes]
-    return ",".join(r.text for r in rows) % tuple(values)
+
+class Page:
+    """A page of rows laid out once per cursor: the rows' JSON parts (bytes) with a slot per hole."""
+
+    def __init__(self, rows: list[Row]):
+        template: list = []
+        kinds: list[int] = []
+        bases: list[int] = []
+        add, more = template.append, template.extend
+        for r in rows:
+            add(b",")
+            more(r.slots)
+            kinds += r.kinds
+            bases += r.bases
+        if template:
+            template[0] = b""
+        self.template = template
+        self.slots = [i for i, x in enumerate(template) if x is None]
+        self.simple = not any(kinds)  # only seconds_in_state holes: one comprehension fills them
+        self.kinds = kinds
+        self.bases = bases
+
+    def body(self, now: int, head: bytes, tail: bytes) -> bytes:
+        """``head`` + the rows, their clock holes filled for ``now`` + ``tail``."""
+        if self.simple:
+            values = [b"%d" % max(0, (now - b) // 1000) for b in self.bases]
+        else:
+            values = [b"%d" % max(0, (now - b) // 1000) if k == 0 else _duration(now - b)
+                      for k, b in zip(self.kinds, self.bases)]
+        out = self.template.copy()
+        for i, v in zip(self.slots, values):
+            out[i] = v
+        return head + b"".join(out) + tail
+
+
+def _duration(ms: int) -> bytes:
+    v = seconds(max(0, ms))
+    return b"%d" % v if isinstance(v, int) else repr(v).encode()
 
 
 def etag(cursor: int, parts: tuple) -> str:

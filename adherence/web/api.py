@@ -790,7 +790,7 @@ def list_agents():
     """The live board's data: every agent's row from the shared snapshot (web/agentsnap.py), pre-encoded; a
     weak ETag (the snapshot's cursor with the filters, page and scope) answers an unchanged board with 304."""
     from ..silence import feed_status
-    from .agentsnap import encode_rows, etag, local_today, snapshot
+    from .agentsnap import etag, local_today, snapshot
 
     engine = _engine()
     args = _args()
@@ -810,6 +810,7 @@ def list_agents():
         snap.refresh(engine, now)
         rows, teams, known = snap.select(scope, args.get("team") or None, args.get("agent") or None, want_out)
         cursor = snap.cursor
+        page = snap.page(rows, offset, limit)
     if not known:
         raise BadRequest(f"unknown agent {args['agent']!r} (not in the roster and never seen in the feed)")
     today = local_today(engine, now)
@@ -820,13 +821,12 @@ def list_agents():
         resp = Response(status=304)
         resp.set_etag(tag, weak=True)
         return resp
-    page = rows[offset:offset + limit]
+    count = max(0, min(limit, len(rows) - offset))
     head = current_app.json.dumps({
         "ok": True, "now": iso(now), "date": today, "teams": teams, "feed": feed, "cursor": cursor,
-        "total": len(rows), "limit": limit, "offset": offset, "next": _next_link(offset, limit, len(page), len(rows)),
+        "total": len(rows), "limit": limit, "offset": offset, "next": _next_link(offset, limit, count, len(rows)),
     })
-    body = head[:-1] + ',"agents":[' + encode_rows(page, now) + "]}"
-    resp = Response(body.encode("ascii"), mimetype="application/json")
+    resp = Response(page.body(now, head[:-1].encode() + b',"agents":[', b"]}"), mimetype="application/json")
     resp.set_etag(tag, weak=True)
     return resp
 

@@ -310,16 +310,23 @@ def spec() -> dict:
                                      "default": AGENTS_DEFAULT_LIMIT}, "Agents per page."),
                     OFFSET,
                     _param("format", {"type": "string", "enum": ["json"]}, "Only JSON."),
+                    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                     "description": "The weak ETag of an earlier answer: 304 while no row of this selection "
+                                    "changed."},
                 ],
                 "responses": {
-                    "200": {"description": "Agents sorted by team, then name.",
+                    "200": {"description": "Agents sorted by team, then name; a weak ETag (the snapshot's cursor "
+                                           "with the filters, page and the caller's scope).",
                             "content": {"application/json": {"schema": _page("agents", _ref("Agent"), {
+                                "cursor": {"type": "integer", "description": "Moves when some row changed "
+                                           "(not with the clock alone)."},
                                 "now": TIME,
                                 "date": {**DATE, "description": "Today in the configured time zone."},
                                 "teams": {"type": "array", "items": {"type": "string"}},
                                 "feed": {"type": "object", "description": "Feed silence: `silent`, "
                                          "`threshold_seconds`, `last_record_at`, `silent_seconds`, `scheduled_agents`, "
                                          "and `offer` (the silent period, to post to /api/periods) while silent."}})}}},
+                    "304": {"description": "Not modified: If-None-Match named the current ETag (no body)."},
                     **_errors(400, 401),
                 },
             }},
