@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import FeedError
 from .feed import Parsed, Record, _channel_summary, parse_body, parse_envelope
+from .journal_format import (INSERT_ROW, KIND_DERIVED, KIND_EVENT, KIND_RTA, Codec, Interner, reduced_channels,
+                             sid_key, sid_text)
 from .metrics import METRICS
 from .model import Snapshot
 from .sources import events as tr
@@ -43,19 +46,8 @@ log = logging.getLogger(__name__)
 # A live record dated further ahead of its receipt than this takes the receipt time (clock skew guard).
 MAX_AHEAD_MS = 5 * 60_000
 
-_INSERT = (
-    "INSERT OR IGNORE INTO journal (event_sid, worker_sid, at_ms, received_ms, flagged, activity, task, record)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
 # the stored record text: json.dumps(raw, separators=(",", ":"), ensure_ascii=False), with the encoder built once
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _row(rec: Record, received_ms: int) -> tuple:
-    """The journal row of a record (the parameters of ``_INSERT``)."""
-    return (rec.event_sid, rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), rec.activity, rec.task,
-            _encode(rec.raw))
 
 
 @dataclass
@@ -110,16 +102,25 @@ class Journal:
         # Journal ids this process has applied above ``_high``; everything at or
         # below ``_high`` has been applied. Rows another process wrote (a replay
         # while the service runs) are found by ``catch_up``.
-        row = store.reader.execute("SELECT MAX(id) FROM journal").fetchone()
+        self.codec = Codec()
+        self.names = Interner()
+        reader = store.reader
+        try:
+            self.codec.load(reader)
+        except sqlite3.DatabaseError as exc:  # (a damaged file: the store says so; records compress without it)
+            store._note_error(exc)
+        row = reader.execute("SELECT MAX(id) FROM journal_rows").fetchone()
         self._high = row[0] or 0
         self._local: set[int] = set()
         self._queue: list[_Pending] = []  # requests' envelopes waiting for the writer (group commit)
         self._queue_lock = threading.Lock()
         # workers fed by TaskRouter events (the RTA path refuses their records: one family per worker)
+        lo, hi = tr.KEY_PREFIX, tr.KEY_PREFIX[:-1] + chr(ord(tr.KEY_PREFIX[-1]) + 1)
         self._event_fed: set[str] = {
-            r[0] for r in store.reader.execute(
-                "SELECT DISTINCT worker_sid FROM journal WHERE event_sid >= ? AND event_sid < ?",
-                (tr.KEY_PREFIX, tr.KEY_PREFIX[:-1] + chr(ord(tr.KEY_PREFIX[-1]) + 1)))
+            r[0] for r in reader.execute(
+                "SELECT DISTINCT s.s FROM journal_rows r JOIN journal_strings s ON s.id = r.worker"
+                " WHERE (r.sid >= ? AND r.sid < ?) OR (r.sid >= ? AND r.sid < ?)",
+                (lo, hi, lo.encode(), hi.encode()))
         }
         self._family: dict[str, str] = {w: "events" for w in self._event_fed}  # worker → "rta" | "events"
         self._ev_last: dict[str, tuple[int, dict]] = {}  # worker → (latest instant, state there)
@@ -157,11 +158,37 @@ class Journal:
         if self._event_fed:
             batch = [(self._refuse_event_fed(parsed), received_ms) for parsed, received_ms in batch]
         # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
-        work = [(parsed, received_ms, [(rec, _row(rec, received_ms)) for rec in parsed.records])
+        work = [(parsed, received_ms, [(rec, self._row(rec, received_ms)) for rec in parsed.records])
                 for parsed, received_ms in batch]
-        with self.store.write() as conn:
-            self._write(conn, work, [counts] * len(work))
+        with self.store.write_lock():
+            self._dictionary()
+            try:
+                with self.store.write() as conn:
+                    self._write(conn, work, [counts] * len(work))
+            except BaseException:
+                self.names.forget()
+                raise
         return self._counted(counts)
+
+    def _row(self, rec: Record, received_ms: int) -> tuple:
+        """A record's row, all but the interned ids (``_insert`` adds them under the writer lock)."""
+        return (sid_key(rec.event_sid), rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), KIND_RTA,
+                rec.activity, rec.task, reduced_channels(rec.raw.get("channels")),
+                self.codec.compress(_encode(rec.raw), rec.event_sid, rec.worker_sid, rec.at_ms))
+
+    def _insert(self, conn, row: tuple):
+        sid, worker, at, received, flagged, kind, activity, task, chans, raw = row
+        names = self.names
+        return conn.execute(INSERT_ROW, (sid, names.id(conn, worker), at, received, flagged, kind,
+                                         names.id(conn, activity), names.id(conn, task), names.id(conn, chans), raw))
+
+    def _dictionary(self) -> None:
+        """Under the writer lock: once enough records were seen, the compression dictionary, in a commit
+        of its own (records compressed with it must never outlive it in a rollback)."""
+        if self.codec.wants_dict():
+            with self.store.write() as conn:
+                z = self.codec.make_dict(conn)
+            self.codec.adopt(z)
 
     def _ingest_grouped(self, parsed: Parsed, received_ms: int) -> Counts:
         """One request's envelope, written together with those of requests waiting at the same time.
@@ -173,7 +200,7 @@ class Journal:
         """
         if self._event_fed:
             parsed = self._refuse_event_fed(parsed)
-        item = _Pending(parsed, received_ms, [(rec, _row(rec, received_ms)) for rec in parsed.records])
+        item = _Pending(parsed, received_ms, [(rec, self._row(rec, received_ms)) for rec in parsed.records])
         with self._queue_lock:
             self._queue.append(item)
         with self.store.write_lock() as conn:
@@ -181,17 +208,19 @@ class Journal:
                 with self._queue_lock:
                     items, self._queue = self._queue, []
                 try:
+                    self._dictionary()
                     if (len(items) == 1 and len(item.rows) == 1 and not parsed.rejected
                             and self.observed_from is not None and item.rows[0][0].at_ms >= self.observed_from):
                         # one record alone: one INSERT is its own transaction (no BEGIN/COMMIT round trips)
                         rec, row = item.rows[0]
-                        if self._stored(conn.execute(_INSERT, row), item.counts):
+                        if self._stored(self._insert(conn, row), item.counts):
                             self._apply([(rec, received_ms)])
                     else:
                         with self.store.write() as tx:
                             self._write(tx, [(i.parsed, i.received_ms, i.rows) for i in items],
                                         [i.counts for i in items])
                 except BaseException as exc:
+                    self.names.forget()
                     for i in items:
                         i.error = exc
                         i.counts = Counts()
@@ -217,7 +246,7 @@ class Journal:
         applied: list[tuple[Record, int]] = []
         for (parsed, received_ms, rows), c in zip(work, counts):
             for rec, row in rows:
-                if self._stored(conn.execute(_INSERT, row), c):
+                if self._stored(self._insert(conn, row), c):
                     applied.append((rec, received_ms))
             for index, raw, reason in parsed.rejected:
                 conn.execute(
@@ -277,6 +306,17 @@ class Journal:
         stored in the rejected table in the same transaction so nothing received is lost.
         """
         counts = Counts()
+        with self.store.write_lock():
+            self._dictionary()
+            try:
+                self._events_tx(batch, received_ms, kept, content_type, remote, counts)
+            except BaseException:
+                self.names.forget()
+                self._ev_last.clear()
+                raise
+        return self._counted(counts)
+
+    def _events_tx(self, batch, received_ms, kept, content_type, remote, counts: Counts) -> None:
         with self.store.write() as conn:
             for body, reason, kind in kept:
                 conn.execute(
@@ -292,19 +332,20 @@ class Journal:
                         counts.errors.append(reason)
             if batch:
                 self._write_events(conn, batch, received_ms, counts, content_type, remote)
-        return self._counted(counts)
 
     def _family_of(self, conn, worker: str) -> str | None:
         fam = self._family.get(worker)
         if fam is None:
-            row = conn.execute("SELECT record FROM journal WHERE worker_sid = ? LIMIT 1", (worker,)).fetchone()
+            wid = self.names.known(conn, worker)
+            row = None if wid is None else conn.execute(
+                "SELECT kind FROM journal_rows WHERE worker = ? LIMIT 1", (wid,)).fetchone()
             if row is None:
                 return None
-            fam = self._family[worker] = "events" if row[0].startswith('{"source":') else "rta"
+            fam = self._family[worker] = "events" if row[0] != KIND_RTA else "rta"
         return fam
 
     def _write_events(self, conn, batch: list, received_ms: int, counts: Counts, content_type, remote) -> None:
-        top = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0] or 0
+        top = conn.execute("SELECT MAX(id) FROM journal_rows").fetchone()[0] or 0
         if top > max(self._high, max(self._local, default=0)):
             # another process (a replay, a backfill) wrote rows this one has not caught up with: the folds
             # this process remembers may be stale, so every worker's is read back from the journal
@@ -315,12 +356,12 @@ class Journal:
                 counts.duplicates += 1
             else:
                 unique[ev.key] = ev
-        keys = list(unique)
+        keys = [sid_key(k) for k in unique]
         known: set[str] = set()
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            known.update(r[0] for r in conn.execute(
-                f"SELECT event_sid FROM journal WHERE event_sid IN ({','.join('?' * len(chunk))})", chunk))
+            known.update(sid_text(r[0]) for r in conn.execute(
+                f"SELECT sid FROM journal_rows WHERE sid IN ({','.join('?' * len(chunk))})", chunk))
         counts.duplicates += len(known)
         by_worker: dict[str, list] = {}
         for key, ev in unique.items():
@@ -368,15 +409,16 @@ class Journal:
         if cached is not None and t0 > cached[0]:
             state = cached[1]  # in order: nothing known at or after t0
         else:
+            wid = self.names.id(conn, worker)
             row = conn.execute(
-                "SELECT record FROM journal WHERE worker_sid = ? AND at_ms < ? ORDER BY at_ms DESC, id DESC LIMIT 1",
-                (worker, t0),
+                "SELECT raw, sid, at_ms FROM journal_rows WHERE worker = ? AND at_ms < ? ORDER BY at_ms DESC, id DESC"
+                " LIMIT 1", (wid, t0),
             ).fetchone()
-            state = json.loads(row[0])["state"] if row else tr.initial_state()
+            state = json.loads(self.codec.decode(conn, row[0], row[1], worker, row[2]))["state"] if row else tr.initial_state()
             # fetched in pages, never iterated while this connection inserts (a live scan could meet them)
             rows = conn.execute(
-                "SELECT at_ms, flagged, event_sid, record FROM journal WHERE worker_sid = ? AND at_ms >= ? ORDER BY at_ms, id",
-                (worker, t0),
+                "SELECT at_ms, flagged, sid, raw FROM journal_rows WHERE worker = ? AND at_ms >= ? ORDER BY at_ms, id",
+                (wid, t0),
             )
         buffered: list = []
 
@@ -395,7 +437,7 @@ class Journal:
             known = None  # the state the journal holds at this instant (its last row's)
             group = []
             while pending is not None and pending[0] == at:
-                rec = json.loads(pending[3])
+                rec = json.loads(self.codec.decode(conn, pending[3], pending[2], worker, at))
                 known = rec["state"]
                 if pending[2] is not None:
                     group.append(tr.from_stored(rec["source"], rec["event"], at, bool(pending[1])))
@@ -421,16 +463,17 @@ class Journal:
             summary = _channel_summary(chans)
             worker_view = {"sid": worker, "activity_name": st["activity"], "activity_sid": st["activity_sid"]}
             for ev in fresh or [None]:
-                record = _encode({
+                record = self.codec.compress(_encode({
                     "source": ev.source if ev else "derived",
                     "event": ev.raw if ev else None,
                     "after": None if ev else new[0].key,
                     "state": st,
                     "worker": worker_view,
                     "channels": chans,
-                })
-                cur = conn.execute(_INSERT, (ev.key if ev else None, worker, at, received_ms, int(flagged),
-                                             activity, task, record))
+                }), ev.key if ev else None, worker, at)
+                cur = self._insert(conn, (sid_key(ev.key) if ev else None, worker, at, received_ms, int(flagged),
+                                          KIND_EVENT if ev else KIND_DERIVED, activity, task, reduced_channels(chans),
+                                          record))
                 self._stored(cur, Counts())
                 if ev is None:
                     counts.corrected += 1
@@ -452,14 +495,21 @@ class Journal:
         n = 0
         with self.store.write() as conn:
             rows = conn.execute(
-                "SELECT id, worker_sid, at_ms, activity, task, flagged, received_ms, record "
-                "FROM journal WHERE id > ? ORDER BY id",
+                "SELECT r.id, w.s, r.at_ms, a.s, t.s, r.flagged, r.received_ms, r.kind, c.s, r.raw "
+                "FROM journal_rows r JOIN journal_strings w ON w.id = r.worker"
+                " JOIN journal_strings a ON a.id = r.activity JOIN journal_strings t ON t.id = r.task"
+                " LEFT JOIN journal_strings c ON c.id = r.chan WHERE r.id > ? ORDER BY r.id",
                 (self._high,),
             ).fetchall()
-            for jid, worker, at, activity, task, flagged, received, record in rows:
+            for jid, worker, at, activity, task, flagged, received, kind, chans, raw in rows:
                 if jid in self._local:
                     continue
-                if record.startswith('{"source":'):
+                if chans is None:  # a row written through the view: its record as text
+                    try:
+                        chans = _encode(json.loads(raw).get("channels"))
+                    except (ValueError, AttributeError, TypeError):
+                        chans = "null"
+                if kind != KIND_RTA:
                     # an event row another process wrote: this worker is event-fed, and its cached fold stale
                     self._event_fed.add(worker)
                     self._family[worker] = "events"
@@ -467,8 +517,8 @@ class Journal:
                 else:
                     self._family.setdefault(worker, "rta")
                 try:
-                    channels = _channel_summary(json.loads(record).get("channels"))
-                except (ValueError, AttributeError):
+                    channels = _channel_summary(json.loads(chans))
+                except ValueError:
                     channels = ()
                 self.tracker.apply(worker, Snapshot(at, activity, task, bool(flagged)), channels, received)
                 if self.observed_from is None or at < self.observed_from:

@@ -44,12 +44,13 @@ META_KEY = "purged_before"
 # A row may go when a newer row of the same agent is also older than the horizon. The journal's highest id
 # never goes: SQLite would hand it out again, and the evaluation watermark (runner.py) counts on ids only
 # ever growing.
+# (the journal's rows table, not its view: a view's DELETE trigger leaves no row count)
 _DELETE_JOURNAL = """
-DELETE FROM journal WHERE id IN (
-    SELECT r.id FROM journal r
-    WHERE r.at_ms < :h AND r.id < (SELECT MAX(id) FROM journal)
-      AND EXISTS (SELECT 1 FROM journal n
-                  WHERE n.worker_sid = r.worker_sid AND n.at_ms < :h
+DELETE FROM journal_rows WHERE id IN (
+    SELECT r.id FROM journal_rows r
+    WHERE r.at_ms < :h AND r.id < (SELECT MAX(id) FROM journal_rows)
+      AND EXISTS (SELECT 1 FROM journal_rows n
+                  WHERE n.worker = r.worker AND n.at_ms < :h
                     AND (n.at_ms > r.at_ms OR (n.at_ms = r.at_ms AND n.id > r.id)))
     LIMIT :n)
 """

@@ -279,7 +279,20 @@ MIGRATIONS: list[tuple[str, Any]] = [
         DROP TABLE notification_audit;
         """,
     ),
+    (
+        # the journal in compact rows (packed event SIDs, interned strings, records zlib-compressed against a
+        # dictionary of the database's own first records) behind a ``journal`` view with the old columns:
+        # ~2.3 KB a record on disk became a few hundred bytes (see adherence/journal_format.py)
+        "0010_compact_journal",
+        lambda db: _compact_journal(db),
+    ),
 ]
+
+
+def _compact_journal(db: sqlite_utils.Database) -> None:
+    from .journal_format import migrate_journal
+
+    migrate_journal(db.conn)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:

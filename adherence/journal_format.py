@@ -1,0 +1,325 @@
+"""The journal's storage format: compact rows behind a ``journal`` view.
+
+The journal was one wide table (34-character event and worker SIDs as text, the
+record as JSON text, a unique index on the event SID text): ~2.3 KB a record on
+disk. Now (migration ``0010_compact_journal``):
+
+* ``journal_rows``: one row a record. The event SID as 18 bytes (its two-letter
+  prefix and its 32 hex digits as 16 bytes; any other form stays text), the
+  worker, activity, task and channel summary as small integers into
+  ``journal_strings``, and the raw record zlib-compressed against a dictionary
+  built from this database's own first records (``journal_dicts``: the account,
+  workspace, activity and queue SIDs and the field names repeat in every record).
+* ``journal_strings``: every worker SID, activity name, task state and reduced
+  channel list once.
+* indexes: the event SID (unique: duplicates), (worker, time) (timelines) and time
+  (retention, the since-load): three as before, but on 18-byte and integer keys.
+* ``journal``: a view with the old columns (``id, event_sid, worker_sid, at_ms,
+  received_ms, flagged, activity, task, record``), so every reader of the journal
+  reads it unchanged. Its ``record`` is ``{"channels": [...]}`` with what the live
+  board's channel summary reads (task channel name, availability, capacities and
+  each reservation's two statuses); the whole record as received is
+  ``raw_record(conn, raw)`` of ``journal_rows.raw``. ``INSERT`` and ``DELETE`` on
+  the view work (triggers), for tools and tests; the service writes the tables.
+
+Nothing here takes a lock or opens a transaction: the callers hold the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import zlib
+from typing import Any
+
+_SID = re.compile(r"(.{1,16}?)([0-9a-f]{32})\Z", re.S)
+
+KIND_RTA, KIND_EVENT, KIND_DERIVED = 0, 1, 2
+
+WBITS = -12  # a 4 KiB window: the dictionary fits, a record rarely goes beyond
+DICT_BYTES = 4096 - 262  # zlib uses at most the window less its look-ahead
+DICT_SAMPLE_BYTES = 64_000  # records gathered before the dictionary is built
+SUBSTITUTED = 0x80  # format byte: the event SID, worker SID and record time are placeholders in the text
+# placeholders: control characters never appear raw in the JSON text (the encoder escapes them)
+_P_SID, _P_WORKER, _P_AT = '"\x01"', '"\x02"', '"\x03"'
+LEVEL = 6
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+SCHEMA = [
+    "CREATE TABLE journal_strings (id INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE journal_dicts (id INTEGER PRIMARY KEY, zdict BLOB NOT NULL)",
+    """CREATE TABLE journal_rows (
+        id INTEGER PRIMARY KEY,
+        sid,
+        worker INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        flagged INTEGER NOT NULL DEFAULT 0,
+        kind INTEGER NOT NULL DEFAULT 0,
+        activity INTEGER NOT NULL,
+        task INTEGER NOT NULL,
+        chan INTEGER,
+        raw NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX journal_rows_sid ON journal_rows(sid) WHERE sid IS NOT NULL",
+    "CREATE INDEX journal_rows_worker_at ON journal_rows(worker, at_ms)",
+    "CREATE INDEX journal_rows_at ON journal_rows(at_ms)",
+]
+
+VIEW = [
+    """CREATE VIEW journal AS
+    SELECT r.id AS id,
+           CASE WHEN typeof(r.sid) = 'blob'
+                THEN CAST(substr(r.sid, 1, length(r.sid) - 16) AS TEXT) || lower(hex(substr(r.sid, -16)))
+                ELSE r.sid END AS event_sid,
+           w.s AS worker_sid,
+           r.at_ms AS at_ms,
+           r.received_ms AS received_ms,
+           r.flagged AS flagged,
+           (SELECT s FROM journal_strings WHERE id = r.activity) AS activity,
+           (SELECT s FROM journal_strings WHERE id = r.task) AS task,
+           CASE WHEN typeof(r.raw) = 'text' THEN r.raw
+                ELSE '{"channels":' || COALESCE((SELECT s FROM journal_strings WHERE id = r.chan), 'null') || '}'
+                END AS record
+    FROM journal_rows r JOIN journal_strings w ON w.id = r.worker""",
+    """CREATE TRIGGER journal_insert INSTEAD OF INSERT ON journal BEGIN
+        INSERT OR IGNORE INTO journal_strings (s) VALUES (NEW.worker_sid);
+        INSERT OR IGNORE INTO journal_strings (s) VALUES (NEW.activity);
+        INSERT OR IGNORE INTO journal_strings (s) VALUES (NEW.task);
+        INSERT INTO journal_rows (id, sid, worker, at_ms, received_ms, flagged, kind, activity, task, chan, raw)
+        VALUES (NEW.id, NEW.event_sid, (SELECT id FROM journal_strings WHERE s = NEW.worker_sid), NEW.at_ms,
+                NEW.received_ms, COALESCE(NEW.flagged, 0),
+                CASE WHEN NEW.record LIKE '{"source":"derived"%' THEN 2 WHEN NEW.record LIKE '{"source":%' THEN 1
+                     ELSE 0 END,
+                (SELECT id FROM journal_strings WHERE s = NEW.activity),
+                (SELECT id FROM journal_strings WHERE s = NEW.task), NULL, NEW.record);
+    END""",
+    """CREATE TRIGGER journal_delete INSTEAD OF DELETE ON journal BEGIN
+        DELETE FROM journal_rows WHERE id = OLD.id;
+    END""",
+]
+
+
+def sid_key(sid: str | None):
+    """The stored form of an event SID: bytes (prefix + 16 bytes) for ``XX`` + 32 lowercase hex digits."""
+    if sid is None:
+        return None
+    m = _SID.match(sid)
+    if m is None:
+        return sid
+    return m.group(1).encode("utf-8") + bytes.fromhex(m.group(2))
+
+
+def sid_text(key) -> str | None:
+    if key is None or isinstance(key, str):
+        return key
+    key = bytes(key)
+    return key[:-16].decode("utf-8") + key[-16:].hex()
+
+
+def reduced_channels(channels: Any) -> str:
+    """What ``feed._channel_summary`` reads of a channel list, as JSON (interned: few distinct values)."""
+    if not isinstance(channels, list):
+        return "null"
+    out = []
+    for ch in channels:
+        if not isinstance(ch, dict):
+            continue
+        c = {k: ch[k] for k in ("task_channel_name", "available", "available_capacity", "capacity") if k in ch}
+        res = ch.get("reservations")
+        if isinstance(res, list):
+            c["reservations"] = [
+                {k: r[k] for k in ("status", "task_assignment_status") if k in r} if isinstance(r, dict) else None
+                for r in res
+            ]
+        out.append(c)
+    return _encode(out)
+
+
+class Codec:
+    """Compresses records against this database's dictionary; decompresses any stored form.
+
+    Dictionary 0 is none. Dictionary 1 is built once, from the first ~16 KB of records journaled
+    (or migrated), and kept in ``journal_dicts``: every process reads the same one."""
+
+    def __init__(self):
+        self._dicts: dict[int, bytes | None] = {0: None}
+        self._current = 0
+        self._sample: list[bytes] = []
+        self._sampled = 0
+        self._loaded = False
+
+    def load(self, conn) -> None:
+        for i, z in conn.execute("SELECT id, zdict FROM journal_dicts"):
+            self._dicts[i] = bytes(z)
+        if len(self._dicts) > 1:
+            self._current = max(self._dicts)
+        self._loaded = True
+
+    def compress(self, text: str, sid: str | None = None, worker: str | None = None, at_ms: int | None = None) -> bytes:
+        """The stored form of a record's JSON text: what the row's columns hold (its event SID, worker SID
+        and time, wherever they appear whole as strings) becomes a placeholder, the rest is deflated."""
+        if sid is not None:
+            text = text.replace(f'"{sid}"', _P_SID)
+        if worker is not None:
+            text = text.replace(f'"{worker}"', _P_WORKER)
+        if at_ms is not None:
+            text = text.replace(f'"{iso_ms(at_ms)}"', _P_AT)
+        data = text.encode("utf-8", "surrogatepass")
+        d = self._current
+        if d == 0 and self._sampled < DICT_SAMPLE_BYTES:
+            self._sample.append(data)
+            self._sampled += len(data)
+        z = self._dicts[d]
+        c = (zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS, 8, zlib.Z_DEFAULT_STRATEGY, z) if z is not None
+             else zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS))
+        return bytes((d | SUBSTITUTED,)) + c.compress(data) + c.flush()
+
+    def wants_dict(self) -> bool:
+        return not self._current and self._sampled >= DICT_SAMPLE_BYTES
+
+    def make_dict(self, conn) -> bytes:
+        """Dictionary 1: another process's, or made now from the records seen. Call it in a transaction
+        of its own and ``adopt`` what it returns once that committed (rows must never name a dictionary
+        a rollback took away)."""
+        row = conn.execute("SELECT zdict FROM journal_dicts WHERE id = 1").fetchone()
+        if row is not None:
+            return bytes(row[0])
+        z = build_dict(self._sample)
+        conn.execute("INSERT INTO journal_dicts (id, zdict) VALUES (1, ?)", (z,))
+        return z
+
+    def adopt(self, z: bytes) -> None:
+        self._dicts[1] = z
+        self._current = 1
+        self._sample = []
+
+    def decode(self, conn, raw, sid=None, worker: str | None = None, at_ms: int | None = None) -> str:
+        """The record as received (its JSON text) from ``journal_rows.raw`` and the row's ``sid``,
+        worker SID and ``at_ms``."""
+        if isinstance(raw, str):
+            return raw
+        raw = bytes(raw)
+        d = raw[0] & ~SUBSTITUTED
+        if d not in self._dicts:
+            self.load(conn)
+        z = self._dicts[d]
+        o = zlib.decompressobj(WBITS, z) if z is not None else zlib.decompressobj(WBITS)
+        text = (o.decompress(raw[1:]) + o.flush()).decode("utf-8", "surrogatepass")
+        if raw[0] & SUBSTITUTED:
+            if _P_SID in text:
+                text = text.replace(_P_SID, f'"{sid_text(sid)}"')
+            if _P_WORKER in text:
+                text = text.replace(_P_WORKER, f'"{worker}"')
+            if _P_AT in text:
+                text = text.replace(_P_AT, f'"{iso_ms(at_ms)}"')
+        return text
+
+
+def iso_ms(at_ms: int) -> str:
+    """Twilio's timestamp form, ``2026-11-24T17:41:15.510Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at_ms // 1000)) + f".{at_ms % 1000:03d}Z"
+
+
+def build_dict(sample: list[bytes]) -> bytes:
+    """A preset dictionary from sample records: a varied few, the longest last (zlib favours the end)."""
+    if not sample:
+        return b"{}"
+    by_len = sorted(set(sample), key=len)
+    picked: list[bytes] = []
+    size = 0
+    # the longest (channels, reservations) and a short one (status only), then others from the middle
+    order = [by_len[-1], by_len[0]] + by_len[len(by_len) // 2 :: -1][:8]
+    for s in order:
+        if s in picked or size + len(s) > DICT_BYTES:
+            continue
+        picked.append(s)
+        size += len(s)
+    picked.sort(key=len)
+    return b"".join(picked)[-DICT_BYTES:]
+
+
+def raw_record(conn, row_id: int, codec: Codec | None = None) -> str | None:
+    """The journaled record of row ``row_id`` as received (its JSON text), whatever form it is stored in."""
+    row = conn.execute(
+        "SELECT r.raw, r.sid, w.s, r.at_ms FROM journal_rows r JOIN journal_strings w ON w.id = r.worker"
+        " WHERE r.id = ?", (row_id,)).fetchone()
+    if row is None:
+        return None
+    raw, sid, worker, at = row
+    return (codec or Codec()).decode(conn, raw, sid, worker, at)
+
+
+class Interner:
+    """Ids of ``journal_strings``, remembered. Forgotten after a rollback (an id made in it is gone)."""
+
+    def __init__(self):
+        self._ids: dict[str, int] = {}
+
+    def id(self, conn, s: str) -> int:
+        i = self._ids.get(s)
+        if i is None:
+            row = conn.execute("SELECT id FROM journal_strings WHERE s = ?", (s,)).fetchone()
+            if row is None:  # (OR IGNORE: another process may have added it since)
+                conn.execute("INSERT OR IGNORE INTO journal_strings (s) VALUES (?)", (s,))
+                row = conn.execute("SELECT id FROM journal_strings WHERE s = ?", (s,)).fetchone()
+            i = self._ids[s] = row[0]
+        return i
+
+    def known(self, conn, s: str) -> int | None:
+        i = self._ids.get(s)
+        if i is None:
+            row = conn.execute("SELECT id FROM journal_strings WHERE s = ?", (s,)).fetchone()
+            if row is None:
+                return None
+            i = self._ids[s] = row[0]
+        return i
+
+    def forget(self) -> None:
+        self._ids.clear()
+
+
+def migrate_journal(conn) -> None:
+    """``0010_compact_journal``: the wide ``journal`` table becomes ``journal_rows`` + the view.
+
+    Ids are kept (the evaluation watermark counts on them), each record compressed, its SID packed."""
+    for sql in SCHEMA:
+        conn.execute(sql)
+    codec, names = Codec(), Interner()
+    # the dictionary from the first records (the database's own SIDs and field names)
+    sample = [r[0].encode("utf-8", "surrogatepass") for r in conn.execute(
+        "SELECT record FROM journal WHERE record NOT LIKE '{\"source\":%' ORDER BY id LIMIT 200")]
+    if sample:
+        codec._sample, codec._sampled = sample, DICT_SAMPLE_BYTES
+        codec.adopt(codec.make_dict(conn))
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, event_sid, worker_sid, at_ms, received_ms, flagged, activity, task, record FROM journal "
+            "WHERE id > ? ORDER BY id LIMIT 5000", (last,)).fetchall()
+        if not rows:
+            break
+        out = []
+        for jid, sid, worker, at, received, flagged, activity, task, record in rows:
+            try:
+                chans = json.loads(record).get("channels")
+            except (ValueError, AttributeError):
+                chans = None
+            kind = (KIND_DERIVED if record.startswith('{"source":"derived"') else
+                    KIND_EVENT if record.startswith('{"source":') else KIND_RTA)
+            out.append((jid, sid_key(sid), names.id(conn, worker), at, received, flagged, kind,
+                        names.id(conn, activity), names.id(conn, task), names.id(conn, reduced_channels(chans)),
+                        codec.compress(record, sid, worker, at)))
+        conn.executemany(INSERT_ROW_WITH_ID, out)
+        last = rows[-1][0]
+    conn.execute("DROP TABLE journal")
+    for sql in VIEW:
+        conn.execute(sql)
+
+
+INSERT_ROW = ("INSERT OR IGNORE INTO journal_rows (sid, worker, at_ms, received_ms, flagged, kind, activity, task, chan, raw)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_ROW_WITH_ID = ("INSERT INTO journal_rows (id, sid, worker, at_ms, received_ms, flagged, kind, activity, task, chan, "
+                      "raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
