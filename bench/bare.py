@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 from flask import Flask, jsonify, request
 from waitress import create_server
@@ -23,6 +24,8 @@ def rta():
 
 
 def main() -> None:
+    # as `adherence serve` does (adherence.web.server.make_server): no log line per request that waits for a thread
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
