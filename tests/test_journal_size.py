@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import sqlite_utils
+
 from adherence.feed import parse_envelope
 from adherence.journal import Journal
 from adherence.journal_format import raw_record
@@ -54,4 +56,59 @@ def test_journal_bytes_per_record_stay_within_2x_of_the_measured_figure(tmp_path
     for rid, sid in conn.execute("SELECT id, event_sid FROM journal WHERE id % 37 = 1 OR id < 100").fetchall():
         assert raw_record(conn, rid, journal.codec) == _encode(sent[sid])
         assert raw_record(conn, rid) == _encode(sent[sid])  # a fresh reader (dictionary read from the file)
+    store.close()
+
+
+def test_an_existing_journal_migrates_to_the_compact_rows_unchanged(tmp_path):
+    """0010_compact_journal: rows of the wide journal (RTA records, TaskRouter events, a correction, an
+    odd SID) read the same through the view afterwards, ids kept, records whole, duplicates still found."""
+    from adherence import store as store_mod
+
+    path = tmp_path / "old.db"
+    conn = store_mod.connect(path)
+    before = [(n, b) for n, b in store_mod.MIGRATIONS if n < "0010"]
+    db = sqlite_utils.Database(conn)
+    migrations = sqlite_utils.Migrations("adherence")
+    for name, body in before:
+        if callable(body):
+            migrations(name=name)(body)
+        else:
+            migrations(name=name)(lambda d, sql=body: [d.execute(x) for x in sql.split(";") if x.strip()])
+    migrations.apply(db)
+    sim = generate(agents=5, hours=2, seed=4, start_ms=START, tz="America/New_York")
+    rows, n, seen = [], 0, set()
+    for delivery, envelope in sim.events():
+        for rec in parse_envelope(envelope, delivery, None).records:
+            if rec.event_sid in seen:
+                continue
+            seen.add(rec.event_sid)
+            n += 1
+            rows.append((n * 3, rec.event_sid, rec.worker_sid, rec.at_ms, delivery, int(rec.flagged), rec.activity,
+                         rec.task, _encode(rec.raw)))
+        if n >= 300:
+            break
+    event = {"source": "callback", "event": {"EventType": "worker.activity.update", "Sid": "EVx"}, "after": None,
+             "state": {"activity": "Break"}, "worker": {"sid": "WKev"}, "channels": []}
+    derived = dict(event, source="derived", event=None, after="tr:EV" + "b" * 32)
+    rows += [(5000, "tr:EV" + "a" * 32, "WKev", START, START, 0, "Break", "none", _encode(event)),
+             (5001, None, "WKev", START + 1, START + 1, 1, "Break", "none", _encode(derived)),
+             (5002, "EV-not-hex-\u00e9", "WKodd", START, START, 0, "Available", "none", '{"x":"\\u0001"}')]
+    conn.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.close()
+
+    store = Store(path)  # runs 0010
+    conn = store._writer
+    cols = "id, event_sid, worker_sid, at_ms, received_ms, flagged, activity, task"
+    assert conn.execute(f"SELECT {cols} FROM journal ORDER BY id").fetchall() == [r[:8] for r in rows]
+    for r in rows:
+        assert raw_record(conn, r[0]) == r[8]
+    assert conn.execute("SELECT kind FROM journal_rows WHERE id IN (5000, 5001, 5002) ORDER BY id").fetchall() == [
+        (1,), (2,), (0,)]
+    # a record already journaled before the migration is still a duplicate after it
+    journal = Journal(store, None)
+    assert journal._event_fed == {"WKev"}
+    first = sim.events()
+    delivery, envelope = next(first)
+    counts = journal.ingest_parsed([(parse_envelope(envelope, delivery, None), delivery)])
+    assert counts.accepted == 0 and counts.duplicates == len(envelope["records"])
     store.close()
