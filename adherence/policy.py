@@ -120,6 +120,7 @@ def day_segments(segments: Sequence[Segment], day: date) -> list[Segment]:
     return [s for s in segments if day - one <= s.day <= day + one]
 
 
+@lru_cache(maxsize=1024)  # one "now" and a few zones per tick: every agent of a tick asks the same
 def live_from_ms(now_ms: int, tz: ZoneInfo) -> int:
     """Where the days that are not yet final begin: a schedule or rule edit re-evaluates from here."""
     return local_midnight_ms(local_date(now_ms, tz) - timedelta(days=LIVE_DAYS), tz)
