@@ -28,7 +28,6 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from ..results import adherence_row
 from ..results import seconds
 from ..timeutil import iso, local_date, zone
 
@@ -37,8 +36,25 @@ UNSCHEDULED_HORIZON_MS = 6 * 3_600_000
 _HOLE = "\x00hole:" + uuid.uuid4().hex  # a value no feed or roster can hold: where a counter goes
 _HOLE_JSON = json.dumps(_HOLE)
 _DUMPS = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_TODAY = "\x00today"
+_TODAY_TAIL = ',"today":' + json.dumps(_TODAY) + "}"
 TODAY_FIELDS = ("date", "scheduled_seconds", "in_adherence_seconds", "out_of_adherence_seconds", "approved_seconds",
                 "adherence_percent", "conformance_percent", "exceptions", "neutral_seconds")
+
+
+def _json_number(v) -> str:
+    return "null" if v is None else repr(v)
+
+
+def _today_json(r: tuple) -> bytes:
+    """Today's figures of an adherence row (worker_sid, day, scheduled_ms, in, out, approved, adherence %,
+    conformance %, exceptions, neutral_ms) as ``adherence_row`` gives them, in JSON."""
+    _sid, day, scheduled, inn, out, approved, adh, conf, exceptions, neutral = r
+    values = (seconds(scheduled), seconds(inn), seconds(out), seconds(approved),
+              None if adh is None else round(adh, 2), None if conf is None else round(conf, 2),  # as results._pct
+              exceptions, seconds(neutral))
+    return ('{"date":' + json.dumps(day) + "," + ",".join(
+        f'"{k}":{_json_number(v)}' for k, v in zip(TODAY_FIELDS[1:], values)) + "}").encode("ascii")
 
 
 def _channels(channels: tuple) -> list[dict]:
@@ -58,6 +74,8 @@ class Row:
     team: str | None
     order: tuple
     slots: list = field(default_factory=list)  # the row's JSON (ASCII bytes) cut at its holes, None at each hole
+    live: list = field(default_factory=list)  # the same up to '"today":' (what changes rarely)
+    today: bytes = b"null"  # today's figures as JSON
     kinds: list = field(default_factory=list)  # per hole: 0 = seconds_in_state, 1 = an open exception's duration
     bases: list = field(default_factory=list)  # per hole: the instant it counts from
     in_adherence: bool = True
@@ -87,8 +105,10 @@ class AgentsSnapshot:
         self._db_key = None
         self._db_at = None
         self._open: dict[str, tuple] = {}
-        self._figs_raw: dict[tuple, tuple] = {}
-        self._figs: dict[tuple, dict] = {}
+        self._figs: dict[tuple, tuple] = {}
+        self._fig_days: list = []
+        self._fig_full_at = None
+        self._fig_as_of = None
         self._last_now = None
         self._selections: dict = {}
         self._pages: dict = {}
@@ -226,22 +246,36 @@ class AgentsSnapshot:
                 changed.add(sid)
         self._open = new_open
         wanted = sorted(set(self._days.values()))
-        raw: dict[tuple, tuple] = {}
+        # Rows written since the last read (as_of_ms: when each was computed) unless the days changed or a
+        # minute passed: then every row of the days, and rows gone are noticed too.
+        full = wanted != self._fig_days or self._fig_full_at is None or not 0 <= now - self._fig_full_at < 60_000
+        figs: dict[tuple, tuple] = {} if full else self._figs
+        since = None if full else self._fig_as_of
         if wanted:
-            for r in conn.execute(f"SELECT * FROM adherence WHERE day IN ({','.join('?' * len(wanted))})", wanted):
-                raw[(r["worker_sid"], r["day"])] = (tuple(r), r)
-        figs = {}
-        for k, (t, r) in raw.items():
-            old = self._figs_raw.get(k)
-            if old is not None and old == t and k in self._figs:
-                figs[k] = self._figs[k]
-            else:
-                figs[k] = adherence_row(r)
-                changed.add(k[0])
-        for k in self._figs:
-            if k not in figs:
-                changed.add(k[0])
-        self._figs_raw = {k: t for k, (t, _r) in raw.items()}
+            cur = conn.cursor()
+            cur.row_factory = None  # plain tuples: compared with the last read as they come
+            cur.execute(f"SELECT worker_sid, day, scheduled_ms, in_adherence_ms, out_of_adherence_ms, approved_ms, "
+                        f"adherence_percent, conformance_percent, exceptions, neutral_ms, as_of_ms FROM adherence "
+                        f"WHERE day IN ({','.join('?' * len(wanted))})"
+                        + ("" if since is None else " AND as_of_ms >= ?"), [*wanted, *([] if since is None else [since])])
+            old_figs = self._figs
+            high = self._fig_as_of if not full else None
+            for r in cur:
+                k = (r[0], r[1])
+                high = r[10] if high is None else max(high, r[10])
+                r = r[:10]
+                old = old_figs.get(k)
+                if old is not None and old[0] == r:
+                    figs[k] = old
+                else:
+                    figs[k] = (r, _today_json(r))
+                    changed.add(k[0])
+            self._fig_as_of = high
+        if full:
+            for k in self._figs:
+                if k not in figs:
+                    changed.add(k[0])
+            self._fig_days, self._fig_full_at = wanted, now
         self._figs = figs
         return changed
 
@@ -279,11 +313,16 @@ class AgentsSnapshot:
         day = self._days.get(tz) or local_date(self._last_now, tz).isoformat()
         opened = self._open.get(sid, ())
         fig = self._figs.get((sid, day))
+        today = b"null" if fig is None else fig[1]
         cur_sig = None if cur is None else (cur.snapshot, cur.channels, kept[1])
-        inputs = (cur_sig, seg, opened, fig, day)
+        inputs = (cur_sig, seg, opened, day)
         row = self._rows.get(sid)
         if row is not None and row.inputs == inputs:
-            return False
+            if row.today is today:
+                return False
+            row.today = today  # only today's figures moved (every tick): the rest of the row is kept
+            row.slots = [*row.live[:-1], row.live[-1] + today + b"}"]
+            return True
         holes = []
         if cur is not None:
             holes.append((0, kept[1]))
@@ -312,18 +351,21 @@ class AgentsSnapshot:
                  "approved": bool(e[4]), "scheduled_activity": e[5], "actual_activity": e[6], "task_state": e[7]}
                 for e in opened
             ],
-            "today": None if fig is None else {k: fig[k] for k in TODAY_FIELDS},
+            "today": _TODAY,  # last: cut off below, today's JSON is kept apart (it changes every tick)
         }
-        slots: list = []
-        for i, part in enumerate(_DUMPS(doc).split(_HOLE_JSON)):
+        live: list = []
+        text = _DUMPS(doc)
+        assert text.endswith(_TODAY_TAIL)
+        for i, part in enumerate(text[:-len(_TODAY_TAIL) + len(',"today":')].split(_HOLE_JSON)):
             if i:
-                slots.append(None)
-            slots.append(part.encode("ascii"))
+                live.append(None)
+            live.append(part.encode("ascii"))
         if row is None:
             row = Row(sid, key, team, (team is None, team or "", str(name).lower(), sid))
             self._rows[sid] = row
             self._order_dirty = True
-        row.slots, row.in_adherence, row.inputs = slots, doc["in_adherence"], inputs
+        row.live, row.today, row.in_adherence, row.inputs = live, today, doc["in_adherence"], inputs
+        row.slots = [*live[:-1], live[-1] + today + b"}"]
         row.kinds, row.bases = [k for k, _b in holes], [b for _k, b in holes]
         return True
 
