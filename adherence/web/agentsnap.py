@@ -179,7 +179,6 @@ class AgentsSnapshot:
         if rows_changed:
             self.cursor += 1
             self._selections = {}
-            self._pages = {}
 
     def _load_static(self, engine, sched) -> None:
         problem = getattr(engine.schedules, "agent_problem", None)
@@ -371,10 +370,11 @@ class AgentsSnapshot:
 
     # -- answering ---------------------------------------------------------------------------------
 
-    def select(self, scope: frozenset | None, team: str | None, agent: str | None,
+    def select(self, scope: tuple | None, team: str | None, agent: str | None,
                out: bool | None) -> tuple[list[Row], list[str], bool]:
-        """The caller's rows (scope, then filters), the teams in scope, and whether ``agent`` is known."""
-        key = (None if scope is None else tuple(sorted(scope)), team, agent, out)
+        """The caller's rows (scope: sorted team names, then filters), the teams in scope, and whether
+        ``agent`` is known."""
+        key = (scope, team, agent, out)
         hit = self._selections.get(key)
         if hit is None:
             rows = self._order if scope is None else [r for r in self._order if r.team in scope]
@@ -389,34 +389,75 @@ class AgentsSnapshot:
             hit = self._selections[key] = (rows, teams, known)
         return hit
 
-    def page(self, rows: list[Row], offset: int, limit: int) -> Page:
-        key = (id(rows), offset, limit)
+    def page(self, selection: tuple, rows: list[Row], offset: int, limit: int) -> Page:
+        """The page's layout: kept per selection, updated in place for the rows that changed."""
+        key = (selection, offset, limit)
         hit = self._pages.get(key)
-        if hit is None or hit[0] is not rows:
-            hit = self._pages[key] = (rows, Page(rows[offset:offset + limit]))
+        chosen = rows[offset:offset + limit]
+        if hit is None or (hit[0] != self.cursor and not hit[1].update(chosen)):
+            hit = (self.cursor, Page(chosen))
+            if len(self._pages) > 64:
+                self._pages.clear()
+        self._pages[key] = (self.cursor, hit[1])
         return hit[1]
 
 
 class Page:
-    """A page of rows laid out once per cursor: the rows' JSON parts (bytes) with a slot per hole."""
+    """A page of rows laid out once: the rows' JSON parts (bytes) with a slot per hole. When some rows change
+    and the page keeps the same rows in the same order, only those rows' parts are replaced (``update``)."""
 
     def __init__(self, rows: list[Row]):
         template: list = []
         kinds: list[int] = []
         bases: list[int] = []
+        starts: list[int] = []  # per row: where its parts start in the template
         add, more = template.append, template.extend
         for r in rows:
             add(b",")
+            starts.append(len(template))
             more(r.slots)
             kinds += r.kinds
             bases += r.bases
         if template:
             template[0] = b""
+        self.rows = rows
+        self.used = [r.slots for r in rows]  # the parts each row had when laid out
+        self.starts = starts
         self.template = template
         self.slots = [i for i, x in enumerate(template) if x is None]
         self.simple = not any(kinds)  # only seconds_in_state holes: one comprehension fills them
         self.kinds = kinds
         self.bases = bases
+
+    def update(self, rows: list[Row]) -> bool:
+        """Take the rows' new parts in place; False when the rows or a row's shape changed (lay out again)."""
+        if len(rows) != len(self.rows) or any(a is not b for a, b in zip(rows, self.rows)):
+            return False
+        used, moved = self.used, []
+        for i, r in enumerate(rows):
+            if r.slots is not used[i]:
+                if len(r.slots) != len(used[i]):
+                    return False
+                moved.append(i)
+        if not moved:
+            return True
+        hole_of = None
+        for i in moved:
+            r = rows[i]
+            start = self.starts[i]
+            self.template[start:start + len(r.slots)] = r.slots
+            if r.kinds or r.bases:
+                if hole_of is None:  # the first hole of each row (only needed when some row has holes)
+                    hole_of, n = [], 0
+                    for row_slots in used:
+                        hole_of.append(n)
+                        n += (len(row_slots) - 1) // 2
+                h = hole_of[i]
+                self.kinds[h:h + len(r.kinds)] = r.kinds
+                self.bases[h:h + len(r.bases)] = r.bases
+            used[i] = r.slots
+        self.simple = not any(self.kinds)
+        return True
 
     def body(self, now: int, head: bytes, tail: bytes) -> bytes:
         """``head`` + the rows, their clock holes filled for ``now`` + ``tail``."""

@@ -808,9 +808,11 @@ def list_agents():
     now = engine.clock.now_ms()
     with snap.lock:
         snap.refresh(engine, now)
-        rows, teams, known = snap.select(scope, args.get("team") or None, args.get("agent") or None, want_out)
+        selection = (None if scope is None else tuple(sorted(scope)), args.get("team") or None,
+                     args.get("agent") or None, want_out)
+        rows, teams, known = snap.select(*selection)
         cursor = snap.cursor
-        page = snap.page(rows, offset, limit)
+        page = snap.page(selection, rows, offset, limit)
     if not known:
         raise BadRequest(f"unknown agent {args['agent']!r} (not in the roster and never seen in the feed)")
     today = local_today(engine, now)
