@@ -69,23 +69,28 @@ class Notifier:
         self.wake = threading.Event()
         self._snooze_cache: tuple[int, set, set] | None = None
         self._evaluating_since: float | None = None
+        self.idle = threading.Event()  # set while no evaluation tick runs
+        self.idle.set()
 
     @contextmanager
     def evaluating(self):
         """Around an evaluation tick (``scheduler._tick``): the sender waits for its end (at most
-        ``HOLD_MAX_S``), then delivers what it wrote. A burst of alerts sent during the tick took the GIL from
-        the tick and from the webhook's requests, which also wait for the tick's write transactions."""
+        ``HOLD_MAX_S``), then delivers what it wrote; entries written meanwhile do not wake it one by one. A
+        burst of alerts sent during the tick took the GIL from the tick and from the webhook's requests, which
+        also wait for the tick's write transactions."""
         self._evaluating_since = time.monotonic()
+        self.idle.clear()
         try:
             yield
         finally:
             self._evaluating_since = None
+            self.idle.set()
             self.wake.set()
 
-    def holding(self) -> bool:
-        """True while the sender should hold back for a running tick."""
+    def holding(self) -> float:
+        """Seconds the sender should still hold back for a running tick (0: none runs, or it ran too long)."""
         since = self._evaluating_since
-        return since is not None and time.monotonic() - since < HOLD_MAX_S
+        return 0.0 if since is None else max(0.0, HOLD_MAX_S - (time.monotonic() - since))
 
     @property
     def current(self) -> Notifications | None:
@@ -314,7 +319,8 @@ class Notifier:
             "next_attempt_ms, digest_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (route.channel, route.name, event, row["id"], row["worker_sid"], row["agent"],
              json.dumps(payload, separators=(",", ":")), now_ms, due, route.digest_ms))
-        self.wake.set()
+        if self._evaluating_since is None:  # during a tick, its end wakes the sender once
+            self.wake.set()
 
     def _amend_pending(self, conn, route: Route, eid: int, row: dict, now_ms: int) -> bool:
         """A change to an exception whose last message is still waiting: correct that message instead of

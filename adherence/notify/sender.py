@@ -31,7 +31,7 @@ IDLE_S = 1.0
 FLUSH_S = 0.25  # what went out is recorded at least this often during a long batch…
 FLUSH_N = 50  # …or after this many messages: one short transaction for all of them
 PROBE_S = 0.002  # while the writer is busy, look again after this long (without queueing for it)
-HOLD_PROBE_S = 0.02  # while an evaluation tick runs (Notifier.evaluating)
+HOLD_PROBE_S = 0.25  # while an evaluation tick runs (Notifier.evaluating): looks again (a stop is seen) this often
 
 
 class Sender:
@@ -158,8 +158,9 @@ class Sender:
         for it (nor holds it: sending is network I/O, done with no lock held)."""
         lock = self.store._write_lock
         while not self._stop.is_set():
-            if self.notifier.holding():  # an evaluation tick is running: deliver after it
-                time.sleep(HOLD_PROBE_S)
+            hold = self.notifier.holding()
+            if hold:  # an evaluation tick is running: deliver after it (its end sets ``idle``)
+                self.notifier.idle.wait(min(hold, HOLD_PROBE_S))
                 continue
             if lock.acquire(blocking=False):
                 lock.release()
