@@ -74,6 +74,8 @@ class Evaluation:
     days: list[DayResult]
     next_check_ms: int | None  # when the result can change with no new input (None: never)
     segments: Sequence[Segment] = ()  # the schedule it was evaluated against (an exception's day comes from it)
+    # where a condition holding at the evaluation's end began (None: none held), for ``look_from`` next time
+    holding_since: int | None = None
 
     def logged_in_counted(self, now_ms: int) -> dict[int, tuple[int, int]]:
         """What a later evaluation of the same timeline may pass as ``logged_in_known``."""
@@ -172,6 +174,7 @@ def evaluate_worker(
     store_until: int | None = None,
     floor_ms: int | None = None,
     logged_in_known: Mapping[int, tuple[int, int]] | None = None,
+    look_from: int | None = None,
 ) -> Evaluation:
     """Evaluate one agent over [start, now], as if evaluated from monitoring start.
 
@@ -184,6 +187,10 @@ def evaluate_worker(
     only where ``t <= start`` (nothing before ``start`` changed since), and then the day's logged-in time is
     ``ms`` plus what [t, now) adds (``logged_in_ms`` is additive), so a steady evaluation reads minutes of
     timeline instead of the whole day. The figures are the same with or without it.
+
+    ``look_from`` is where to begin reading (an earlier evaluation's ``holding_since``: a condition held
+    from there), instead of reading the look-back, finding the condition held all through it, and reading
+    further back. Only a cost: the reading still goes back until a moment where no condition held.
     """
     # One millisecond earlier: an exception that *ends* exactly where the change is (a late record closing
     # it) is re-derived and replaced too.
@@ -213,13 +220,18 @@ def evaluate_worker(
     counts = []
     for _, _, w0, w1 in plans:
         t, ms = known.get(w0, (w0, 0))
-        if not w0 <= t <= min(start, w1, now_ms):
+        # [w0, t) holds no change when nothing changed before ``start + 1`` (``start_ms``): a record dated
+        # exactly ``t`` changes [t, ...) only (the agent's last evaluated instant comes back as ``start_ms``
+        # when it is only due a refresh)
+        if not w0 <= t <= min(start + 1, w1, now_ms):
             t, ms = w0, 0
         counts.append((t, ms))
 
     # Read the timeline from the look-back (and every day's count); further back while a condition already
     # held there, so an exception running at ``start`` keeps its true start however old it is.
     lo = min([start - LOOKBACK_MS] + [t for t, _ in counts])
+    if look_from is not None and monitoring_from <= look_from < lo:
+        lo = look_from
     if floor_ms is not None:
         lo = max(lo, min(floor_ms, start))
     while True:
@@ -260,7 +272,9 @@ def evaluate_worker(
                 phase = zlib.crc32(worker_sid.encode()) % MAX_STALENESS_MS
                 stale = now_ms + MAX_STALENESS_MS - (now_ms - phase) % MAX_STALENESS_MS
                 next_check = min(next_check, stale)
-    return Evaluation(worker_sid, occurrences, start, store_until, days, next_check, segments)
+    holding = [o.start for o in result.occurrences if o.end is None]
+    return Evaluation(worker_sid, occurrences, start, store_until, days, next_check, segments,
+                      min(holding) if holding else None)
 
 
 def plan_work(

@@ -95,6 +95,9 @@ class Runner:
         self._next_check: dict[str, int | None] = {}
         self._counted: dict[str, dict[int, tuple[int, int]]] = {}  # see _logged_in_counts
         self._counted_for: tuple | None = None
+        # where each agent's open exception began at its last evaluation: where the next one starts reading
+        # (only a cost: the policy still reads back until no condition held)
+        self._holding_since: dict[str, int | None] = {}
         self._versions: tuple | None = None
         self._last_trim_ms = 0
         self.last_tick: TickStats | None = None
@@ -145,7 +148,7 @@ class Runner:
     def evaluate(self, worker_sid: str, start_ms: int, now_ms: int, monitoring_from: int | None, *,
                  from_journal: bool = False, day_range: tuple[date, date] | None = None,
                  store_until: int | None = None, floor_ms: int | None | type(...) = ...,
-                 conn=None, logged_in_known=None) -> Evaluation:
+                 conn=None, logged_in_known=None, look_from: int | None = None) -> Evaluation:
         """Compute one agent's results (no lock held, nothing written). A tick passes what it read once
         for all its agents (``floor_ms``, ``conn``) and the logged-in counts it keeps between ticks."""
         key, team, tz = self.agent_info(worker_sid)
@@ -154,7 +157,7 @@ class Runner:
         ev = evaluate_worker(self._reader(worker_sid, from_journal, conn), worker_sid, segs, self.rules.current,
                              team, tz, monitoring_from, start_ms, now_ms, day_range=day_range,
                              store_until=store_until, floor_ms=self._floor() if floor_ms is ... else floor_ms,
-                             logged_in_known=logged_in_known)
+                             logged_in_known=logged_in_known, look_from=look_from)
         if ev.occurrences and ev.occurrences[0].start < lo + DAY_MS:
             # an exception that began long ago: its day is read from the segments around its start
             ev = replace(ev, segments=self.segments(key, ev.occurrences[0].start - 2 * DAY_MS, now_ms + 2 * DAY_MS))
@@ -349,12 +352,14 @@ class Runner:
             floor = self._floor()
             conn = self.store.reader
             counted = self._logged_in_counts(monitoring_from, floor)
+            holding = self._holding_since
             for i in range(0, len(items), WRITE_CHUNK_AGENTS):
                 chunk = []
                 for w, start in items[i:i + WRITE_CHUNK_AGENTS]:
                     ev = self.evaluate(w, start, now, monitoring_from, floor_ms=floor, conn=conn,
-                                       logged_in_known=counted.get(w))
+                                       logged_in_known=counted.get(w), look_from=holding.get(w))
                     counted[w] = ev.logged_in_counted(now)
+                    holding[w] = ev.holding_since
                     chunk.append(ev)
                     _yield_gil()
                     if self.stopping.is_set():
