@@ -10,3 +10,4 @@ python bench/recompute.py
 python bench/tick.py
 python bench/webhook.py
 python bench/memory.py
+python bench/reads.py
