@@ -130,6 +130,14 @@ class Parsed:
 
     records: list[Record]
     rejected: list[tuple[int, Any, str]]  # (index, raw record, reason)
+    # the body as received when it is one usable record's envelope: the journal stores it, not a re-encoding
+    text: str | None = None
+
+
+class Envelope(dict):
+    """A decoded JSON object body that keeps the text it was decoded from."""
+
+    __slots__ = ("text",)
 
 
 def parse_body(body: bytes | str) -> Any:
@@ -154,6 +162,9 @@ def parse_body(body: bytes | str) -> Any:
         if where is not None:
             # it could not be stored as text (UTF-8 has no lone surrogates)
             raise FeedError(f"malformed JSON: a \\u escape is half a UTF-16 surrogate pair, at {where}")
+    if type(value) is dict:
+        value = Envelope(value)
+        value.text = body
     return value
 
 
@@ -323,4 +334,4 @@ def parse_envelope(data: Any, received_ms: int, max_ahead_ms: int | None = None)
             ok.append(parse_record(i, raw, received_ms, max_ahead_ms))
         except FeedError as exc:
             rejected.append((i, raw, str(exc)))
-    return Parsed(ok, rejected)
+    return Parsed(ok, rejected, getattr(data, "text", None) if len(ok) == 1 and not rejected else None)

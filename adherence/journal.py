@@ -158,8 +158,7 @@ class Journal:
         if self._event_fed:
             batch = [(self._refuse_event_fed(parsed), received_ms) for parsed, received_ms in batch]
         # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
-        work = [(parsed, received_ms, [(rec, self._row(rec, received_ms)) for rec in parsed.records])
-                for parsed, received_ms in batch]
+        work = [(parsed, received_ms, self._rows(parsed, received_ms)) for parsed, received_ms in batch]
         with self.store.write_lock():
             self._dictionary()
             try:
@@ -170,11 +169,19 @@ class Journal:
                 raise
         return self._counted(counts)
 
-    def _row(self, rec: Record, received_ms: int) -> tuple:
+    def _rows(self, parsed: Parsed, received_ms: int) -> list:
+        """[(record, its row)] of an envelope; a lone record's row keeps the body as received."""
+        if parsed.text is not None and len(parsed.records) == 1:
+            rec = parsed.records[0]
+            return [(rec, self._row(rec, received_ms, parsed.text))]
+        return [(rec, self._row(rec, received_ms)) for rec in parsed.records]
+
+    def _row(self, rec: Record, received_ms: int, body: str | None = None) -> tuple:
         """A record's row, all but the interned ids (``_insert`` adds them under the writer lock)."""
+        text = _encode(rec.raw) if body is None else body
         return (sid_key(rec.event_sid), rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), KIND_RTA,
                 rec.activity, rec.task, reduced_channels(rec.raw.get("channels")),
-                self.codec.compress(_encode(rec.raw), rec.event_sid, rec.worker_sid, rec.at_ms))
+                self.codec.compress(text, rec.event_sid, rec.worker_sid, rec.at_ms, body is not None))
 
     def _insert(self, conn, row: tuple):
         sid, worker, at, received, flagged, kind, activity, task, chans, raw = row
@@ -200,7 +207,7 @@ class Journal:
         """
         if self._event_fed:
             parsed = self._refuse_event_fed(parsed)
-        item = _Pending(parsed, received_ms, [(rec, self._row(rec, received_ms)) for rec in parsed.records])
+        item = _Pending(parsed, received_ms, self._rows(parsed, received_ms))
         with self._queue_lock:
             self._queue.append(item)
         with self.store.write_lock() as conn:

@@ -31,6 +31,7 @@ import json
 import re
 import time
 import zlib
+from collections import deque
 from typing import Any
 
 _SID = re.compile(r"(.{1,16}?)([0-9a-f]{32})\Z", re.S)
@@ -39,8 +40,11 @@ KIND_RTA, KIND_EVENT, KIND_DERIVED = 0, 1, 2
 
 WBITS = -12  # a 4 KiB window: the dictionary fits, a record rarely goes beyond
 DICT_BYTES = 4096 - 262  # zlib uses at most the window less its look-ahead
-DICT_SAMPLE_BYTES = 64_000  # records gathered before the dictionary is built
+DICT_AFTER = (64_000, 8_000_000, 64_000_000)  # bytes of records seen before dictionaries 1, 2 and 3 are made
+RECENT = 400  # the records a dictionary is made from: the latest seen
+_SHAPE = re.compile(rb"[0-9a-f]{32}|[0-9]")
 SUBSTITUTED = 0x80  # format byte: the event SID, worker SID and record time are placeholders in the text
+ENVELOPE = 0x40  # format byte: the text is the body as received, an envelope of this one record
 # placeholders: control characters never appear raw in the JSON text (the encoder escapes them)
 _P_SID, _P_WORKER, _P_AT = '"\x01"', '"\x02"', '"\x03"'
 LEVEL = 6
@@ -139,62 +143,62 @@ def reduced_channels(channels: Any) -> str:
 
 
 class Codec:
-    """Compresses records against this database's dictionary; decompresses any stored form.
+    """Compresses records against this database's dictionaries; decompresses any stored form.
 
-    Dictionary 0 is none. Dictionary 1 is built once, from the first ~16 KB of records journaled
-    (or migrated), and kept in ``journal_dicts``: every process reads the same one."""
+    Dictionary 0 is none. Dictionaries 1, 2, 3 are made from the records seen recently once 64 KB,
+    8 MB and 64 MB of records went through (the first records of a day are status changes only; the
+    later dictionaries know the reservations and channels of a busy hour), kept in ``journal_dicts``:
+    every process reads the same ones, and a row names the one it was compressed with."""
 
     def __init__(self):
         self._dicts: dict[int, bytes | None] = {0: None}
+        self._primed: dict[int, Any] = {}
         self._current = 0
-        self._sample: list[bytes] = []
-        self._sampled = 0
-        self._loaded = False
+        self._recent: deque[bytes] = deque(maxlen=RECENT)
+        self._seen = 0
 
     def load(self, conn) -> None:
         for i, z in conn.execute("SELECT id, zdict FROM journal_dicts"):
             self._dicts[i] = bytes(z)
         if len(self._dicts) > 1:
             self._current = max(self._dicts)
-        self._loaded = True
 
-    def compress(self, text: str, sid: str | None = None, worker: str | None = None, at_ms: int | None = None) -> bytes:
+    def compress(self, text: str, sid: str | None = None, worker: str | None = None, at_ms: int | None = None,
+                 envelope: bool = False) -> bytes:
         """The stored form of a record's JSON text: what the row's columns hold (its event SID, worker SID
         and time, wherever they appear whole as strings) becomes a placeholder, the rest is deflated."""
-        if sid is not None:
-            text = text.replace(f'"{sid}"', _P_SID)
-        if worker is not None:
-            text = text.replace(f'"{worker}"', _P_WORKER)
-        if at_ms is not None:
-            text = text.replace(f'"{iso_ms(at_ms)}"', _P_AT)
-        data = text.encode("utf-8", "surrogatepass")
+        data = substituted(text, sid, worker, at_ms).encode("utf-8", "surrogatepass")
         d = self._current
-        if d == 0 and self._sampled < DICT_SAMPLE_BYTES:
-            self._sample.append(data)
-            self._sampled += len(data)
-        z = self._dicts[d]
-        c = (zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS, 8, zlib.Z_DEFAULT_STRATEGY, z) if z is not None
-             else zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS))
-        return bytes((d | SUBSTITUTED,)) + c.compress(data) + c.flush()
+        if d < len(DICT_AFTER):
+            self._recent.append(data)
+            self._seen += len(data)
+        c = self._primed.get(d)
+        if c is None:  # a compressor with the dictionary loaded, copied for each record (cheaper than loading it)
+            z = self._dicts[d]
+            c = self._primed[d] = (zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS, 8, zlib.Z_DEFAULT_STRATEGY, z)
+                                   if z is not None else zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS))
+        c = c.copy()
+        return bytes((d | SUBSTITUTED | (ENVELOPE if envelope else 0),)) + c.compress(data) + c.flush()
 
     def wants_dict(self) -> bool:
-        return not self._current and self._sampled >= DICT_SAMPLE_BYTES
+        return self._current < len(DICT_AFTER) and self._seen >= DICT_AFTER[self._current]
 
-    def make_dict(self, conn) -> bytes:
-        """Dictionary 1: another process's, or made now from the records seen. Call it in a transaction
-        of its own and ``adopt`` what it returns once that committed (rows must never name a dictionary
-        a rollback took away)."""
-        row = conn.execute("SELECT zdict FROM journal_dicts WHERE id = 1").fetchone()
+    def make_dict(self, conn) -> tuple[int, bytes]:
+        """The next dictionary: another process's, or made now from the records seen. Call it in a
+        transaction of its own and ``adopt`` what it returns once that committed (rows must never name
+        a dictionary a rollback took away)."""
+        d = self._current + 1
+        row = conn.execute("SELECT zdict FROM journal_dicts WHERE id = ?", (d,)).fetchone()
         if row is not None:
-            return bytes(row[0])
-        z = build_dict(self._sample)
-        conn.execute("INSERT INTO journal_dicts (id, zdict) VALUES (1, ?)", (z,))
-        return z
+            return d, bytes(row[0])
+        z = build_dict(list(self._recent))
+        conn.execute("INSERT INTO journal_dicts (id, zdict) VALUES (?, ?)", (d, z))
+        return d, z
 
-    def adopt(self, z: bytes) -> None:
-        self._dicts[1] = z
-        self._current = 1
-        self._sample = []
+    def adopt(self, made: tuple[int, bytes]) -> None:
+        d, z = made
+        self._dicts[d] = z
+        self._current = max(self._current, d)
 
     def decode(self, conn, raw, sid=None, worker: str | None = None, at_ms: int | None = None) -> str:
         """The record as received (its JSON text) from ``journal_rows.raw`` and the row's ``sid``,
@@ -202,7 +206,7 @@ class Codec:
         if isinstance(raw, str):
             return raw
         raw = bytes(raw)
-        d = raw[0] & ~SUBSTITUTED
+        d = raw[0] & ~(SUBSTITUTED | ENVELOPE)
         if d not in self._dicts:
             self.load(conn)
         z = self._dicts[d]
@@ -215,30 +219,53 @@ class Codec:
                 text = text.replace(_P_WORKER, f'"{worker}"')
             if _P_AT in text:
                 text = text.replace(_P_AT, f'"{iso_ms(at_ms)}"')
+        if raw[0] & ENVELOPE:
+            text = _encode(json.loads(text)["records"][0])
         return text
+
+
+def substituted(text: str, sid: str | None, worker: str | None, at_ms: int | None) -> str:
+    """``text`` with the row's event SID, worker SID and time (as whole JSON strings) as placeholders."""
+    if sid is not None:
+        text = text.replace(f'"{sid}"', _P_SID)
+    if worker is not None:
+        text = text.replace(f'"{worker}"', _P_WORKER)
+    if at_ms is not None:
+        text = text.replace(f'"{iso_ms(at_ms)}"', _P_AT)
+    return text
+
+
+_SECOND: tuple = (None, "")  # the last second formatted (records come in time order); replaced whole
 
 
 def iso_ms(at_ms: int) -> str:
     """Twilio's timestamp form, ``2026-11-24T17:41:15.510Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at_ms // 1000)) + f".{at_ms % 1000:03d}Z"
+    global _SECOND
+    sec = at_ms // 1000
+    last = _SECOND
+    if last[0] != sec:
+        last = _SECOND = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{last[1]}.{at_ms % 1000:03d}Z"
 
 
 def build_dict(sample: list[bytes]) -> bytes:
-    """A preset dictionary from sample records: a varied few, the longest last (zlib favours the end)."""
-    if not sample:
-        return b"{}"
-    by_len = sorted(set(sample), key=len)
+    """A preset dictionary from sample records: one of each shape (the record with its SIDs, times and
+    numbers taken out), the most frequent shapes (weighted by length) nearest the end, where zlib finds
+    matches cheapest, up to the window."""
+    counts: dict[bytes, int] = {}
+    rep: dict[bytes, bytes] = {}
+    for t in sample:
+        k = _SHAPE.sub(b"", t)
+        counts[k] = counts.get(k, 0) + 1
+        rep.setdefault(k, t)
     picked: list[bytes] = []
     size = 0
-    # the longest (channels, reservations) and a short one (status only), then others from the middle
-    order = [by_len[-1], by_len[0]] + by_len[len(by_len) // 2 :: -1][:8]
-    for s in order:
-        if s in picked or size + len(s) > DICT_BYTES:
-            continue
-        picked.append(s)
-        size += len(s)
-    picked.sort(key=len)
-    return b"".join(picked)[-DICT_BYTES:]
+    for k in sorted(counts, key=lambda k: counts[k] * len(k), reverse=True):
+        t = rep[k]
+        if size + len(t) <= DICT_BYTES:
+            picked.append(t)
+            size += len(t)
+    return b"".join(reversed(picked)) or b"{}"
 
 
 def raw_record(conn, row_id: int, codec: Codec | None = None) -> str | None:
@@ -289,10 +316,12 @@ def migrate_journal(conn) -> None:
         conn.execute(sql)
     codec, names = Codec(), Interner()
     # the dictionary from the first records (the database's own SIDs and field names)
-    sample = [r[0].encode("utf-8", "surrogatepass") for r in conn.execute(
-        "SELECT record FROM journal WHERE record NOT LIKE '{\"source\":%' ORDER BY id LIMIT 200")]
+    sample = [substituted(record, sid, worker, at).encode("utf-8", "surrogatepass") for record, sid, worker, at in conn.execute(
+        "SELECT record, event_sid, worker_sid, at_ms FROM journal WHERE record NOT LIKE '{\"source\":%'"
+        " ORDER BY id DESC LIMIT 400")]
     if sample:
-        codec._sample, codec._sampled = sample, DICT_SAMPLE_BYTES
+        codec._recent.extend(sample)
+        codec._seen = DICT_AFTER[0]
         codec.adopt(codec.make_dict(conn))
     last = 0
     while True:

@@ -112,3 +112,26 @@ def test_an_existing_journal_migrates_to_the_compact_rows_unchanged(tmp_path):
     counts = journal.ingest_parsed([(parse_envelope(envelope, delivery, None), delivery)])
     assert counts.accepted == 0 and counts.duplicates == len(envelope["records"])
     store.close()
+
+
+def test_a_lone_record_is_stored_as_the_body_received_and_read_back_whole(tmp_path):
+    """A one-record envelope is kept as received (not re-encoded); raw_record gives the record itself."""
+    store = Store(tmp_path / "a.db")
+    journal = Journal(store, None)
+    sim = generate(agents=3, hours=1, seed=5, start_ms=START, tz="America/New_York")
+    sent = {}
+    for i, (delivery, envelope) in enumerate(sim.events()):
+        body = json.dumps(envelope, indent=1 if i % 2 else None, ensure_ascii=bool(i % 3)).encode()
+        journal.ingest_body(body, delivery, max_ahead_ms=None)
+        for rec in envelope["records"]:
+            sent.setdefault(rec["last_processed_event_sid"], rec)
+        if i >= 200:
+            break
+    conn = store._writer
+    kinds = set()
+    for rid, sid, record in conn.execute("SELECT id, event_sid, record FROM journal").fetchall():
+        assert raw_record(conn, rid) == _encode(sent[sid])
+        assert json.loads(record)["channels"] is None or isinstance(json.loads(record)["channels"], list)
+        kinds.add(conn.execute("SELECT raw FROM journal_rows WHERE id = ?", (rid,)).fetchone()[0][0] & 64)
+    assert kinds == {0, 64}  # bodies kept whole, and records of multi-record envelopes encoded alone
+    store.close()
