@@ -1,15 +1,20 @@
-"""Replay throughput: `adherence replay` on a simulated busy day, beside the floor.
+"""Replay throughput and the journal's size: `adherence replay` on a simulated busy day, beside the floor.
 
 The FLOOR is the least any replay must do, measured in the same run on the
 same file: read each line, parse it with `json`, and insert each record
 (serialised again, compact) into a one-column SQLite table in WAL mode with
 synchronous=NORMAL, 1,000 records a transaction. `adherence replay` does that
-plus validation, task-state derivation, de-duplication, indexes and the live
-state; it runs as the real CLI in a subprocess (start-up included).
+plus validation, task-state derivation, de-duplication, indexes, interning and
+compression; it runs as the real CLI in a subprocess (start-up included).
 
-Target: replay takes <= 2x the floor's time.
+Also measured on the replayed file: bytes on disk per record (page_count * page_size after a
+checkpoint, over the records journaled) and bytes the replay process wrote (its rusage block
+output: WAL and database pages, checkpoints included) against the database's growth.
 
-Usage: python bench/replay.py [--agents 1000] [--hours 12] [--repeat 2]
+Targets: replay takes <= 2x the floor's time, and is no slower per record at the largest size
+than at the smallest; <= 500 bytes a record on disk; bytes written <= 5x the database's growth.
+
+Usage: python bench/replay.py [--agents 1000,10000] [--hours 10] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -69,64 +74,116 @@ def floor(feed: Path, db: Path) -> tuple[int, float]:
     return n, took
 
 
-def replay(folder: Path, db: Path) -> tuple[float, str, int]:
+def replay(folder: Path, db: Path) -> tuple[float, str, int, int]:
+    """(seconds, the CLI's summary, journal rows, bytes the process wrote to storage)."""
     _fresh(db)
     cfg = folder / "config.yaml"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "adherence", "replay", "--quiet", "--config", str(cfg), str(folder / "feed.jsonl")]
     # the config names adherence.db beside it; point it at our file instead
     override = folder / "bench-config.yaml"
-    text = cfg.read_text().replace("database: adherence.db", f"database: {db.name}")
-    override.write_text(text)
-    cmd[cmd.index(str(cfg))] = str(override)
+    override.write_text(cfg.read_text().replace("database: adherence.db", f"database: {db.name}"))
+    cmd = [sys.executable, "-m", "adherence", "replay", "--quiet", "--config", str(override), str(folder / "feed.jsonl")]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    errfile = folder / "replay.stderr"
+    with open(errfile, "w") as errs:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errs, text=True, env=env)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage: its block output
+        proc.returncode = os.waitstatus_to_exitcode(status)
     took = time.perf_counter() - t0
-    if res.returncode:
-        raise SystemExit(f"replay failed: {res.stderr}")
+    if proc.returncode:
+        raise SystemExit(f"replay failed: {errfile.read_text()}")
+    written = usage.ru_oublock * 512
     count = sqlite3.connect(str(db)).execute("SELECT COUNT(*) FROM journal").fetchone()[0]
-    return took, res.stdout.strip(), count
+    return took, out.strip(), count, written
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--agents", type=int, default=1000)
-    ap.add_argument("--hours", type=float, default=12)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each; the best is kept")
-    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
-    args = ap.parse_args()
-    folder = ensure_feed(args.agents, args.hours, args.seed)
+def db_bytes(db: Path) -> int:
+    conn = sqlite3.connect(str(db))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    n = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    return n
+
+
+def empty_db_bytes(folder: Path) -> int:
+    """The size of a fresh database (the schema): subtracted from the replayed file's size."""
+    from adherence.store import Store
+
+    db = folder / "empty.db"
+    _fresh(db)
+    Store(db).close()
+    return db_bytes(db)
+
+
+def measure(agents: int, hours: float, seed: int, repeat: int) -> dict:
+    folder = ensure_feed(agents, hours, seed)
     feed = folder / "feed.jsonl"
-    size_mb = feed.stat().st_size / 1e6
     with open(feed, "rb") as fh:  # warm the page cache: both sides read a cached file
         while fh.read(1 << 24):
             pass
     floors, replays = [], []
-    for i in range(args.repeat):
+    for i in range(repeat):
         n, f = floor(feed, folder / "floor.db")
         floors.append(f)
-        print(f"floor  #{i + 1}: {n} records in {f:.2f} s ({n / f:,.0f} records/s)", flush=True)
-        r, summary, count = replay(folder, folder / "replay.db")
+        print(f"{agents} agents: floor  #{i + 1}: {n} records in {f:.2f} s ({n / f:,.0f} records/s)", flush=True)
+        r, summary, count, written = replay(folder, folder / "replay.db")
         replays.append(r)
-        print(f"replay #{i + 1}: {r:.2f} s ({n / r:,.0f} records/s): {summary}; journal rows {count}", flush=True)
-    f, r = min(floors), min(replays)
-    ratio = r / f
-    rows = [
-        ["floor (json + SQLite WAL insert, 1,000/txn)", f"{f:.2f}", f"{n / f:,.0f}", "1.00", ""],
-        ["`adherence replay` (subprocess, start-up included)", f"{r:.2f}", f"{n / r:,.0f}", f"{ratio:.2f}",
-         f"<= 2.00x floor: {verdict(ratio <= 2.0)}"],
-    ]
-    text = table(["run", "seconds", "records/s", "x floor", "target"], rows)
+        print(f"{agents} agents: replay #{i + 1}: {r:.2f} s ({n / r:,.0f} records/s): {summary}; journal rows {count}; "
+              f"{written / 1e6:,.0f} MB written", flush=True)
+    growth = db_bytes(folder / "replay.db") - empty_db_bytes(folder)
+    return {"agents": agents, "hours": hours, "seed": seed, "n": n, "count": count, "floor": min(floors),
+            "replay": min(replays), "summary": summary, "growth": growth, "written": written,
+            "floor_bytes": db_bytes(folder / "floor.db"), "feed_mb": feed.stat().st_size / 1e6, "repeat": repeat}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agents", default="1000", help="comma-separated sizes, e.g. 1000,10000")
+    ap.add_argument("--hours", type=float, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each (the best is kept); 1 above 2,000 agents")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = ap.parse_args()
+    sizes = [int(a) for a in args.agents.split(",")]
+    results = [measure(a, args.hours, args.seed, args.repeat if a <= 2000 else 1) for a in sizes]
+    base = results[0]["n"] / results[0]["replay"]
+    rows, size_rows = [], []
+    for m in results:
+        n, f, r = m["n"], m["floor"], m["replay"]
+        ratio = r / f
+        per_rec = n / r
+        target = f"<= 2.00x floor: {verdict(ratio <= 2.0)}"
+        if m is not results[0]:
+            target += f"; records/s >= the {results[0]['agents']:,}-agent run's: {verdict(per_rec >= base * 0.97)}"
+        rows.append([f"{m['agents']:,}", f"{n:,}", f"{f:.1f}", f"{n / f:,.0f}", f"{r:.1f}", f"{per_rec:,.0f}",
+                     f"{ratio:.2f}", target])
+        bpr = m["growth"] / m["count"]
+        wr = m["written"] / m["growth"] if m["growth"] > 0 else float("nan")
+        size_rows.append([f"{m['agents']:,}", f"{m['count']:,}", f"{m['growth'] / 1e6:,.0f}", f"{bpr:,.0f}",
+                          f"{m['floor_bytes'] / m['n']:,.0f}", f"{m['written'] / 1e6:,.0f}", f"{wr:.1f}",
+                          f"<= 500 B: {verdict(bpr <= 500)}; written <= 5x: {verdict(wr <= 5)}"])
+    text = table(["agents", "records", "floor s", "floor rec/s", "replay s", "replay rec/s", "x floor", "target"], rows)
+    size_text = table(["agents", "records journaled", "database growth MB", "bytes a record", "floor's bytes a record",
+                       "MB written by replay", "written / growth", "target"], size_rows)
     print()
     print(text)
+    print()
+    print(size_text)
     if not args.no_write:
-        note = (
-            f"Feed: `adherence simulate --agents {args.agents} --hours {args.hours:g} --seed {args.seed}` "
-            f"({n:,} records, {size_mb:,.0f} MB of JSON lines, ~1% duplicates), read from the page cache. "
-            f"Best of {args.repeat} runs each; {summary}."
-        )
+        feeds = "; ".join(
+            f"`adherence simulate --agents {m['agents']} --hours {m['hours']:g} --seed {m['seed']}` ({m['n']:,} records, "
+            f"{m['feed_mb']:,.0f} MB of JSON lines, best of {m['repeat']}: {m['summary']})" for m in results)
+        note = (f"Feeds: {feeds}. Read from the page cache; ~1 % of records are repeats (duplicates). "
+                "`adherence replay` runs as the CLI in a subprocess (start-up included).")
         write_section("replay", "Replay", note + "\n\n" + text)
+        size_note = (
+            "The replayed databases above. \"bytes a record\": the file's growth (page_count x page_size after a "
+            "checkpoint, less an empty database's) over the records journaled: rows, the three indexes, interned "
+            "strings and the compression dictionary. \"floor\" is the bench floor's one-column table of the records "
+            "as JSON text, for scale. \"written\": the replay process's block output (rusage `ru_oublock` x 512: "
+            "WAL frames and checkpoints into the database file).")
+        write_section("journal-size", "Journal size", size_note + "\n\n" + size_text)
 
 
 if __name__ == "__main__":

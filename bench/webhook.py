@@ -48,6 +48,12 @@ def ensure_wrk() -> str:
     return wrk
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,6 +194,7 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=1000, help="roster size of the served center")
     ap.add_argument("--duration", type=int, default=20, help="seconds of each wrk run")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating bare/serve wrk runs")
     ap.add_argument("--threads", type=int, default=8, help="waitress threads (server.threads)")
     ap.add_argument("--post-limit", type=int, default=10_000, help="envelopes the Python load generator sends")
     ap.add_argument("--post-concurrency", type=int, default=8)
@@ -198,36 +205,46 @@ def main() -> None:
     cfg, template, sids = prepare(folder / "center", args.agents, args.threads)
     print(f"body: {template.stat().st_size} bytes; roster {args.agents} agents", flush=True)
 
-    # 1. bare
-    port = free_port()
-    bare = subprocess.Popen([sys.executable, str(BENCH / "bare.py"), "--port", str(port), "--threads",
+    # 1 + 2. bare and `adherence serve` (unauthenticated, loopback) side by side, measured in alternation:
+    # on a shared machine the load of the moment moves both alike; CPU a request is each server's own
+    port_b, port_s = free_port(), free_port()
+    bare = subprocess.Popen([sys.executable, str(BENCH / "bare.py"), "--port", str(port_b), "--threads",
                              str(args.threads)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    srv = start_serve(cfg, port_s, None)
+    bs, ss = [], []
+    stored = 0
     try:
         time.sleep(0.5)
-        wait_up_post(port, bare)
-        run_wrk(wrk, port, template, sids, 3, args.connections)  # warm-up
-        b = run_wrk(wrk, port, template, sids, args.duration, args.connections)
+        wait_up_post(port_b, bare)
+        run_wrk(wrk, port_b, template, sids, 3, args.connections)  # warm-up
+        run_wrk(wrk, port_s, template, sids, 3, args.connections)  # warm-up (and the first tick)
+        time.sleep(1)
+        for r in range(args.rounds):
+            c0 = cpu_seconds(bare.pid)
+            b = run_wrk(wrk, port_b, template, sids, args.duration, args.connections)
+            b["cpu_ms"] = (cpu_seconds(bare.pid) - c0) * 1000 / max(1, b["requests"])
+            bs.append(b)
+            before = journal_rows(cfg)
+            c0 = cpu_seconds(srv.pid)
+            s = run_wrk(wrk, port_s, template, sids, args.duration, args.connections)
+            s["cpu_ms"] = (cpu_seconds(srv.pid) - c0) * 1000 / max(1, s["requests"])
+            time.sleep(2)  # answers in flight when wrk stopped
+            s["stored"] = journal_rows(cfg) - before
+            ss.append(s)
+            print(f"round {r + 1}: bare {b['rps']:,.0f} req/s ({b['cpu_ms']:.2f} ms CPU a request), serve "
+                  f"{s['rps']:,.0f} req/s ({s['cpu_ms']:.2f} ms CPU a request), p99 {s['p99_us'] / 1000:.1f} ms, "
+                  f"non-2xx {s['status']}, errors {s['errors']}, journal +{s['stored']} for "
+                  f"{s['requests'] - s['status']} 2xx", flush=True)
     finally:
         stop(bare)
-    print(f"bare:  {b['rps']:,.0f} req/s, p50 {b['p50_us'] / 1000:.1f} ms, p99 {b['p99_us'] / 1000:.1f} ms, "
-          f"non-2xx {b['status']}, errors {b['errors']}", flush=True)
-
-    # 2. adherence serve, unauthenticated, loopback
-    port = free_port()
-    srv = start_serve(cfg, port, None)
-    try:
-        run_wrk(wrk, port, template, sids, 3, args.connections)  # warm-up (and the first tick)
-        time.sleep(1)
-        before = journal_rows(cfg)
-        s = run_wrk(wrk, port, template, sids, args.duration, args.connections)
-        time.sleep(2)  # answers in flight when wrk stopped
-        after = journal_rows(cfg)
-    finally:
         stop(srv)
-    stored = after - before
+    pairs = sorted(zip(bs, ss), key=lambda p: p[1]["rps"] / p[0]["rps"])
+    b, s = pairs[len(pairs) // 2]  # the median round's pair
+    ratios = [x[1]["rps"] / x[0]["rps"] for x in pairs]
+    stored = s["stored"]
     ok2xx = s["requests"] - s["status"]
     in_flight = s["issued"] - s["requests"]
-    lost = ok2xx - stored  # > 0 would be an acknowledged record missing from the journal
+    lost = sum(x["requests"] - x["status"] - x["stored"] for x in ss if x["requests"] - x["status"] > x["stored"])
     extra = stored - ok2xx  # requests in flight when wrk stopped, stored but never counted by wrk
     print(f"serve: {s['rps']:,.0f} req/s, p50 {s['p50_us'] / 1000:.1f} ms, p99 {s['p99_us'] / 1000:.1f} ms, "
           f"non-2xx {s['status']}, errors {s['errors']}; 2xx {ok2xx}, journal +{stored}, issued {s['issued']}",
@@ -252,12 +269,13 @@ def main() -> None:
               flush=True)
 
     ratio = s["rps"] / b["rps"]
-    clean = s["status"] == 0 and s["errors"] == 0
+    clean = all(x["status"] == 0 and x["errors"] == 0 for x in ss)
     kept = lost <= 0 and 0 <= extra <= max(0, in_flight)
     rows = [
-        ["bare Flask (json.loads only), waitress", "wrk", f"{b['rps']:,.0f}", "100 %", f"{b['p50_us'] / 1000:.1f}",
-         f"{b['p99_us'] / 1000:.1f}", f"{b['status']} / {b['errors']}", "", ""],
-        ["`adherence serve`, no auth", "wrk", f"{s['rps']:,.0f}", f"{ratio * 100:.0f} %",
+        ["bare Flask (json.loads only), waitress", "wrk", f"{b['rps']:,.0f}", "100 %", f"{b['cpu_ms']:.2f}",
+         f"{b['p50_us'] / 1000:.1f}", f"{b['p99_us'] / 1000:.1f}", f"{b['status']} / {b['errors']}", "", ""],
+        ["`adherence serve`, no auth", "wrk", f"{s['rps']:,.0f}",
+         f"{ratio * 100:.0f} % (rounds: {', '.join(f'{x * 100:.0f}' for x in ratios)})", f"{s['cpu_ms']:.2f}",
          f"{s['p50_us'] / 1000:.1f}", f"{s['p99_us'] / 1000:.1f}", f"{s['status']} / {s['errors']}",
          f"{stored:,} for {ok2xx:,} 2xx (+{extra} in flight at the stop)",
          f">= 70 %: {verdict(ratio >= 0.7)}; p99 < 50 ms: {verdict(s['p99_us'] < 50_000)}; "
@@ -267,22 +285,27 @@ def main() -> None:
         exact = p["stored"] == p["distinct"] and p["ok"] == p["sent"]
         rows.append([
             f"`adherence serve`, {'Twilio signature required' if name == 'signed' else 'no auth'}",
-            f"simulate --post{' --twilio-token' if name == 'signed' else ''}", f"{p['rps']:,.0f}", "",
+            f"simulate --post{' --twilio-token' if name == 'signed' else ''}", f"{p['rps']:,.0f}", "", "",
             f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}", f"{p['non2xx']} / {p['errors']}",
             f"{p['stored']:,} = {p['distinct']:,} distinct records in {p['ok']:,} 2xx",
             f"p99 < 50 ms: {verdict(p['p99_ms'] < 50)}; nothing lost: {verdict(exact)}",
         ])
-    text = table(["server", "load", "req/s", "vs bare", "p50 ms", "p99 ms", "non-2xx / errors", "journal", "target"],
+    text = table(["server", "load", "req/s", "vs bare", "CPU ms a request", "p50 ms", "p99 ms", "non-2xx / errors",
+                  "journal", "target"],
                  rows)
     print()
     print(text)
     if not args.no_write:
         note = (
             f"Loopback, one machine: the load generator shares the {os.cpu_count()} cores with the server. "
-            f"wrk: 1 thread, {args.connections} connections, {args.duration} s after a 3 s warm-up, "
+            f"wrk: 1 thread, {args.connections} connections, {args.rounds} rounds of {args.duration} s each, bare and "
+            "serve in alternation (both running throughout), after a 3 s warm-up of each; the median round's pair "
+            "is shown (every round's ratio in brackets). CPU a request: the server process's user+system time "
+            "over the round's answers. "
             f"`bench/unique.lua` (one {template.stat().st_size}-byte record with a reservation per request, "
             f"unique event SID, rotating over {args.agents} roster agents). Both servers: waitress, "
-            f"{args.threads} threads, the settings of `adherence serve`; `serve` runs its evaluator "
+            f"{args.threads} threads, the settings of `adherence serve` (neither logs waitress' per-request "
+            "'Task queue depth' warning); `serve` runs its evaluator "
             "(15 s ticks) during the load. \"journal\": rows added during the measured run; wrk counts "
             "only answers received, so requests in flight when it stops are stored but not counted. "
             f"Python load generator: `adherence simulate --agents {args.agents} --post ... --concurrency "
