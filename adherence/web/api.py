@@ -806,29 +806,29 @@ def list_agents():
     want_out = None if not ooa else ooa in _TRUE
     snap = snapshot(current_app)
     now = engine.clock.now_ms()
-    with snap.lock:
-        snap.refresh(engine, now)
-        selection = (None if scope is None else tuple(sorted(scope)), args.get("team") or None,
-                     args.get("agent") or None, want_out)
-        rows, teams, known = snap.select(*selection)
-        cursor = snap.cursor
-        page = snap.page(selection, rows, offset, limit)
-    if not known:
-        raise BadRequest(f"unknown agent {args['agent']!r} (not in the roster and never seen in the feed)")
     today = local_today(engine, now)
     feed = feed_status(engine)
-    tag = etag(cursor, (None if scope is None else tuple(sorted(scope)), args.get("team"), args.get("agent"),
-                        want_out, limit, offset, today, feed["silent"], feed["last_record_at"]))
-    if request.if_none_match.contains_weak(tag):
-        resp = Response(status=304)
-        resp.set_etag(tag, weak=True)
-        return resp
-    count = max(0, min(limit, len(rows) - offset))
-    head = current_app.json.dumps({
-        "ok": True, "now": iso(now), "date": today, "teams": teams, "feed": feed, "cursor": cursor,
-        "total": len(rows), "limit": limit, "offset": offset, "next": _next_link(offset, limit, count, len(rows)),
-    })
-    resp = Response(page.body(now, head[:-1].encode() + b',"agents":[', b"]}"), mimetype="application/json")
+    selection = (None if scope is None else tuple(sorted(scope)), args.get("team") or None,
+                 args.get("agent") or None, want_out)
+    with snap.lock:  # the page's layout is updated in place by the next change: read it under the lock
+        snap.refresh(engine, now)
+        rows, teams, known = snap.select(*selection)
+        if not known:
+            raise BadRequest(f"unknown agent {args['agent']!r} (not in the roster and never seen in the feed)")
+        tag = etag(snap.cursor, (selection, args.get("team"), args.get("agent"), limit, offset, today,
+                                 feed["silent"], feed["last_record_at"]))
+        if request.if_none_match.contains_weak(tag):
+            resp = Response(status=304)
+            resp.set_etag(tag, weak=True)
+            return resp
+        count = max(0, min(limit, len(rows) - offset))
+        head = current_app.json.dumps({
+            "ok": True, "now": iso(now), "date": today, "teams": teams, "feed": feed, "cursor": snap.cursor,
+            "total": len(rows), "limit": limit, "offset": offset,
+            "next": _next_link(offset, limit, count, len(rows)),
+        })
+        body = snap.page(selection, rows, offset, limit).body(now, head[:-1].encode() + b',"agents":[', b"]}")
+    resp = Response(body, mimetype="application/json")
     resp.set_etag(tag, weak=True)
     return resp
 
