@@ -158,9 +158,13 @@ class Journal:
         if self._event_fed:
             batch = [(self._refuse_event_fed(parsed), received_ms) for parsed, received_ms in batch]
         # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
-        work = [(parsed, received_ms, self._rows(parsed, received_ms)) for parsed, received_ms in batch]
+        work = []
+        for parsed, received_ms in batch:
+            work.append((parsed, received_ms, self._rows(parsed, received_ms)))
+            if self.codec.wants_dict():  # a large batch: its later records already get the dictionary
+                with self.store.write_lock():
+                    self._dictionary()
         with self.store.write_lock():
-            self._dictionary()
             try:
                 with self.store.write() as conn:
                     self._write(conn, work, [counts] * len(work))

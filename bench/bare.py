@@ -31,7 +31,15 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--max-body", type=int, default=5 * 1024 * 1024)
+    ap.add_argument("--guarded", action="store_true", help="serve with adherence's own waitress server (its limits)")
     args = ap.parse_args()
+    if args.guarded:
+        from adherence.web.server import make_server
+
+        server = make_server(app, host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body)
+        print(f"bare (guarded): listening on http://{args.host}:{server.effective_port}", flush=True)
+        server.run()
+        return
     server = create_server(  # the settings of adherence.cli.core.build_server
         app, host=args.host, port=args.port, threads=args.threads, ident="adherence",
         max_request_body_size=args.max_body + 1024, channel_timeout=60, connection_limit=1000,

@@ -74,7 +74,7 @@ def floor(feed: Path, db: Path) -> tuple[int, float]:
     return n, took
 
 
-def replay(folder: Path, db: Path) -> tuple[float, str, int, int]:
+def replay(folder: Path, db: Path, batch: int | None = None) -> tuple[float, str, int, int]:
     """(seconds, the CLI's summary, journal rows, bytes the process wrote to storage)."""
     _fresh(db)
     cfg = folder / "config.yaml"
@@ -82,7 +82,8 @@ def replay(folder: Path, db: Path) -> tuple[float, str, int, int]:
     # the config names adherence.db beside it; point it at our file instead
     override = folder / "bench-config.yaml"
     override.write_text(cfg.read_text().replace("database: adherence.db", f"database: {db.name}"))
-    cmd = [sys.executable, "-m", "adherence", "replay", "--quiet", "--config", str(override), str(folder / "feed.jsonl")]
+    cmd = [sys.executable, "-m", "adherence", "replay", "--quiet", "--config", str(override), str(folder / "feed.jsonl"),
+           *(["--batch", str(batch)] if batch else [])]
     t0 = time.perf_counter()
     errfile = folder / "replay.stderr"
     with open(errfile, "w") as errs:
@@ -116,7 +117,7 @@ def empty_db_bytes(folder: Path) -> int:
     return db_bytes(db)
 
 
-def measure(agents: int, hours: float, seed: int, repeat: int) -> dict:
+def measure(agents: int, hours: float, seed: int, repeat: int, big_batch: int) -> dict:
     folder = ensure_feed(agents, hours, seed)
     feed = folder / "feed.jsonl"
     with open(feed, "rb") as fh:  # warm the page cache: both sides read a cached file
@@ -132,7 +133,15 @@ def measure(agents: int, hours: float, seed: int, repeat: int) -> dict:
         print(f"{agents} agents: replay #{i + 1}: {r:.2f} s ({n / r:,.0f} records/s): {summary}; journal rows {count}; "
               f"{written / 1e6:,.0f} MB written", flush=True)
     growth = db_bytes(folder / "replay.db") - empty_db_bytes(folder)
-    return {"agents": agents, "hours": hours, "seed": seed, "n": n, "count": count, "floor": min(floors),
+    big = None
+    if big_batch:
+        t, _, c, w = replay(folder, folder / "replay-batch.db", big_batch)
+        g = db_bytes(folder / "replay-batch.db") - empty_db_bytes(folder)
+        big = {"batch": big_batch, "replay": t, "count": c, "written": w, "growth": g}
+        print(f"{agents} agents: replay --batch {big_batch}: {t:.2f} s ({n / t:,.0f} records/s); {w / 1e6:,.0f} MB written",
+              flush=True)
+        os.remove(folder / "replay-batch.db")
+    return {"big": big, "agents": agents, "hours": hours, "seed": seed, "n": n, "count": count, "floor": min(floors),
             "replay": min(replays), "summary": summary, "growth": growth, "written": written,
             "floor_bytes": db_bytes(folder / "floor.db"), "feed_mb": feed.stat().st_size / 1e6, "repeat": repeat}
 
@@ -143,10 +152,12 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each (the best is kept); 1 above 2,000 agents")
+    ap.add_argument("--big-batch", type=int, default=20_000,
+                    help="also replay once with --batch N (records a transaction) for its bytes written; 0: not")
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
     sizes = [int(a) for a in args.agents.split(",")]
-    results = [measure(a, args.hours, args.seed, args.repeat if a <= 2000 else 1) for a in sizes]
+    results = [measure(a, args.hours, args.seed, args.repeat if a <= 2000 else 1, args.big_batch) for a in sizes]
     base = results[0]["n"] / results[0]["replay"]
     rows, size_rows = [], []
     for m in results:
@@ -160,12 +171,19 @@ def main() -> None:
                      f"{ratio:.2f}", target])
         bpr = m["growth"] / m["count"]
         wr = m["written"] / m["growth"] if m["growth"] > 0 else float("nan")
-        size_rows.append([f"{m['agents']:,}", f"{m['count']:,}", f"{m['growth'] / 1e6:,.0f}", f"{bpr:,.0f}",
-                          f"{m['floor_bytes'] / m['n']:,.0f}", f"{m['written'] / 1e6:,.0f}", f"{wr:.1f}",
-                          f"<= 500 B: {verdict(bpr <= 500)}; written <= 5x: {verdict(wr <= 5)}"])
+        size_rows.append([f"{m['agents']:,}", "1,000 (default)", f"{m['count']:,}", f"{m['growth'] / 1e6:,.0f}",
+                          f"{bpr:,.0f}", f"{m['floor_bytes'] / m['n']:,.0f}", f"{r:.1f}", f"{m['written'] / 1e6:,.0f}",
+                          f"{wr:.1f}", f"<= 500 B: {verdict(bpr <= 500)}; written <= 5x: {verdict(wr <= 5)}"])
+        big = m["big"]
+        if big:
+            bpr, wr = big["growth"] / big["count"], big["written"] / big["growth"]
+            size_rows.append([f"{m['agents']:,}", f"{big['batch']:,}", f"{big['count']:,}", f"{big['growth'] / 1e6:,.0f}",
+                              f"{bpr:,.0f}", "", f"{big['replay']:.1f}", f"{big['written'] / 1e6:,.0f}", f"{wr:.1f}",
+                              f"<= 500 B: {verdict(bpr <= 500)}; written <= 5x: {verdict(wr <= 5)}"])
     text = table(["agents", "records", "floor s", "floor rec/s", "replay s", "replay rec/s", "x floor", "target"], rows)
-    size_text = table(["agents", "records journaled", "database growth MB", "bytes a record", "floor's bytes a record",
-                       "MB written by replay", "written / growth", "target"], size_rows)
+    size_text = table(["agents", "replay --batch", "records journaled", "database growth MB", "bytes a record",
+                       "floor's bytes a record", "replay s", "MB written by replay", "written / growth", "target"],
+                      size_rows)
     print()
     print(text)
     print()
