@@ -111,14 +111,16 @@ def _window_day(hours: float) -> date:
 
 
 def _git_head(code: Path) -> str:
+    """The checkout's commit, and the files it changes on top of it."""
     try:
         head = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+                               capture_output=True, text=True, check=True).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return str(code)
-    return head + (" + uncommitted changes" if dirty else "")
+    changed = [line[3:] for line in dirty if line.strip()]
+    return head + (f" + uncommitted {', '.join(changed)}" if changed else "")
 
 
 def main() -> None:
