@@ -251,6 +251,18 @@ def audit(engine, *, exception_id: int | None = None, worker_sid: str | None = N
           limit: int | None = None, offset: int = 0) -> list[dict]:
     """History rows, oldest first. A period approval of a team or everyone is shown with every agent's day
     it covers (``worker_sid`` + ``day``), so the agent's day lists it too."""
+    sql, params = _audit_sql(exception_id, worker_sid, first, last)
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    rows = [audit_row(r) for r in engine.store.reader.execute(sql, params)]
+    if worker_sid is not None or day is not None or teams is not None:
+        rows = [r for r in rows if _audit_visible(engine, r, worker_sid, day, teams)]
+    return rows
+
+
+def _audit_sql(exception_id: int | None, worker_sid: str | None, first: str | None,
+               last: str | None) -> tuple[str, list]:
     clauses, params = [], []
     if exception_id is not None:
         clauses.append("exception_id = ?")
@@ -265,14 +277,7 @@ def audit(engine, *, exception_id: int | None = None, worker_sid: str | None = N
         clauses.append("at_ms < ?")
         params.append(_midnight_utc(last) + 86_400_000)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    sql = f"SELECT * FROM audit{where} ORDER BY at_ms, id"
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        params += [limit, offset]
-    rows = [audit_row(r) for r in engine.store.reader.execute(sql, params)]
-    if worker_sid is not None or day is not None or teams is not None:
-        rows = [r for r in rows if _audit_visible(engine, r, worker_sid, day, teams)]
-    return rows
+    return f"SELECT * FROM audit{where} ORDER BY at_ms, id", params
 
 
 def _audit_visible(engine, r: dict, worker_sid: str | None, day: str | None, teams: frozenset | None) -> bool:
@@ -306,6 +311,16 @@ def _midnight_utc(day: str) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=zone("UTC")).timestamp() * 1000)
 
 
-def iter_audit(engine, **kw) -> Iterator[dict]:
-    for r in audit(engine, **kw):
-        yield {**r, "detail": json.dumps(r["detail"], sort_keys=True) if r["detail"] else None}
+def iter_audit(engine, *, exception_id: int | None = None, worker_sid: str | None = None, day: str | None = None,
+               first: str | None = None, last: str | None = None, teams: frozenset | None = None) -> Iterator[dict]:
+    """The rows of ``audit`` for the CSV (``detail`` as JSON text), streamed from one statement on a connection
+    of its own (queries._stream), in constant memory."""
+    from .queries import _stream
+
+    sql, params = _audit_sql(exception_id, worker_sid, first, last)
+    check = worker_sid is not None or day is not None or teams is not None
+    for batch in _stream(engine, sql, params):
+        for raw in batch:
+            r = audit_row(raw)
+            if not check or _audit_visible(engine, r, worker_sid, day, teams):
+                yield {**r, "detail": json.dumps(r["detail"], sort_keys=True) if r["detail"] else None}

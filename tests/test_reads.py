@@ -262,3 +262,24 @@ def test_header_only_when_nothing_matches(center):
     text = center.client.get("/api/exceptions?format=csv&date=2020-01-01").get_data(as_text=True)
     assert text == ",".join(EXCEPTION_COLUMNS) + "\r\n"
 
+
+
+def test_audit_csv_streams_the_same_rows(center):
+    """/api/audit?format=csv: streamed from one statement, the rows and order of ``audit``."""
+    from adherence.approvals import AUDIT_COLUMNS, audit
+
+    c = center
+    bob = next(a for a in served(c)["agents"] if a["agent"] == "bob")
+    exc = bob["open_exceptions"][0]["id"]
+    assert c.client.post(f"/api/exceptions/{exc}/approve", json={"by": "lead", "note": "=cmd, \"x\""}).status_code == 200
+    assert c.client.post(f"/api/exceptions/{exc}/unapprove", json={"by": "lead"}).status_code == 200
+    assert c.client.post("/api/periods", json={"team": "tier1", "start": "2026-11-24T15:00:00Z",
+                                                "end": "2026-11-24T15:30:00Z", "reason": "outage", "by": "lead"}
+                         ).status_code == 201
+    for query, kw in (("", {}), ("&agent=ann", {"worker_sid": ANN}), ("&date=2026-11-24", {"first": "2026-11-24",
+                                                                                            "last": "2026-11-24"})):
+        rows = [{**r, "detail": json.dumps(r["detail"], sort_keys=True) if r["detail"] else None}
+                for r in audit(c.engine, teams=None, **kw)]
+        want = old_csv(rows, AUDIT_COLUMNS)
+        assert want.count("\r\n") > 1
+        assert c.client.get("/api/audit?format=csv" + query).get_data(as_text=True) == want
