@@ -46,6 +46,9 @@ WATERMARK = "evaluated_through_id"
 RESULTS_ORIGIN = "results_monitoring_from"
 RESULTS_RULES = "results_rules_version"
 LAST_TICK = "last_tick_ms"
+# A tick looks at the journal's new rows one by one (to skip those that repeat an agent's state) when there
+# are at most this many; more (a first tick after a replay) are only grouped by agent.
+REPEATS_CHECKED = 50_000
 
 
 @dataclass
@@ -217,15 +220,43 @@ class Runner:
             self._evaluated_to = dict(self.store.reader.execute("SELECT worker_sid, evaluated_to_ms FROM evaluation"))
         return self._evaluated_to
 
-    def _changes(self) -> tuple[dict[str, int], int]:
-        """Journal rows not yet reflected in stored results: (worker → earliest instant, highest id)."""
+    def _changes(self) -> tuple[dict[str, int], int, list | None]:
+        """Journal rows not yet reflected in stored results: (worker → earliest instant, highest id, the rows
+        themselves when there are few enough to look at one by one, else None)."""
         mark = int(self.store.get_meta(WATERMARK) or 0)
         changes, high = {}, mark
+        rows = self.store.reader.execute(
+            "SELECT id, worker_sid, at_ms, activity, task FROM journal WHERE id > ? ORDER BY id LIMIT ?",
+            (mark, REPEATS_CHECKED + 1)).fetchall()
+        if len(rows) <= REPEATS_CHECKED:
+            for jid, worker, at, _, _ in rows:
+                if at < changes.get(worker, at + 1):
+                    changes[worker] = at
+                high = max(high, jid)
+            return changes, high, rows
         for worker, first, top in self.store.reader.execute(
                 "SELECT worker_sid, MIN(at_ms), MAX(id) FROM journal WHERE id > ? GROUP BY worker_sid", (mark,)):
             changes[worker] = first
             high = max(high, top)
-        return changes, high
+        return changes, high, None
+
+    def _without_repeats(self, changes: dict[str, int], rows: list | None) -> dict[str, int]:
+        """``changes`` less the rows that repeat the agent's state before them (Flex sends a record for every
+        channel or reservation change; two thirds of a busy feed's records change neither activity nor task
+        state). Such a row changes nothing an evaluation reads, so the agent's stored results, each exact as
+        of its ``as_of``, stay exact and are refreshed on the agent's usual schedule. Told from live state
+        (which holds every row up to the watermark once caught up), so only in a process that keeps it."""
+        if rows is None or self.tracker is None or self.memory_from_ms is None:
+            return changes
+        out: dict[str, int] = {}
+        repeats = self.tracker.repeats
+        floor = self.memory_from_ms
+        for _, worker, at, activity, task in rows:
+            if at >= floor and repeats(worker, at, activity, task):
+                continue
+            if at < out.get(worker, at + 1):
+                out[worker] = at
+        return out
 
     def _reload_reach(self, now_ms: int, workers, monitoring_from: int | None) -> dict[str, int]:
         """After a schedule or rule edit (or at a process's first tick): which agents' days that are not yet
@@ -327,9 +358,10 @@ class Runner:
                 stats.reloaded.append("rules")
             if self.rules.current is None:
                 raise RuntimeError("no valid rules loaded: " + "; ".join(self.rules.errors))
-            changes, high = self._changes()
+            changes, high, rows = self._changes()
             if self.journal is not None and self.tracker is not None:
                 self.journal.catch_up()  # rows other processes wrote, up to at least ``high``, into memory
+                changes = self._without_repeats(changes, rows)
             monitoring_from = self._monitoring_from()
             evaluated_to = self._load_evaluated_to()
             workers = self._roster_workers() | set(evaluated_to) | set(changes)

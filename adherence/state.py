@@ -21,7 +21,7 @@ import sqlite3
 import sys
 import threading
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -157,6 +157,24 @@ class Tracker:
     def all_current(self) -> dict[str, Current]:
         with self._lock:
             return dict(self._current)
+
+    def repeats(self, worker_sid: str, at_ms: int, activity: str, task: str) -> bool:
+        """True when the snapshot at ``at_ms`` (the only one at that instant) has the same activity and task
+        as the one before it: a record that changes nothing an evaluation reads (a channel's capacity, a
+        reservation of the same task state). False whenever that cannot be told from memory: no snapshot
+        before it held, none or several at that instant."""
+        with self._lock:
+            tl = self._timelines.get(worker_sid)
+            if tl is None:
+                return False
+            times = tl.at
+            i = bisect_left(times, at_ms)
+            if i == 0 or i + 1 > len(times) or times[i] != at_ms or (i + 1 < len(times) and times[i + 1] == at_ms):
+                return False
+            states = self._states
+            here, before = tl.st[i], tl.st[i - 1]
+            return (states.activity[here] == states.activity[before] == activity
+                    and states.task[here] == states.task[before] == task)
 
     def held(self) -> int:
         """How many snapshots are held in memory, all agents."""

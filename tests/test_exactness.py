@@ -365,3 +365,38 @@ def test_9_a_late_record_inside_what_the_last_tick_counted_changes_logged_in_tim
     assert c.day("ann", "2026-11-16")["logged_in_seconds"] == (3 * 60 + 10 - 10 - 2) * 60
     c.engine.close()
     assert_equals_recompute(folder, folder / "live.db", date(2026, 11, 15), date(2026, 11, 16), now)
+
+
+def test_10_a_record_that_repeats_the_agents_state_is_not_evaluated_until_something_changes(folder):
+    """Flex sends a record for every channel or reservation change; one that repeats the agent's activity and
+    task state changes no result, so the tick leaves the agent alone (until its usual refresh). A record
+    arriving later between it and the state before it (so that the repeat now marks a change) is evaluated
+    from its own instant, which covers the repeat: results still equal a recompute."""
+    c = Center(folder, T("2026-11-16 08:00"))
+    runner = c.engine.runner
+    evaluated = []
+    real = runner.evaluate
+    runner.evaluate = lambda w, start, *a, **k: evaluated.append((w, start)) or real(w, start, *a, **k)
+
+    def tick(at):
+        evaluated.clear()
+        c.tick(at)
+        return dict(evaluated)
+
+    c.send(ANN, T("2026-11-16 08:55"), "Available")
+    c.send(CAT, T("2026-11-16 08:55"), "Available")
+    tick(T("2026-11-16 09:00"))  # each agent is next due at its own phase: Ann 09:09:45, Cat 09:01:54 and 09:16:54
+    c.send(ANN, T("2026-11-16 09:01") + 30_000, "Available")  # a repeat
+    assert ANN not in tick(T("2026-11-16 09:02"))
+    c.send(ANN, T("2026-11-16 09:03"), "Offline")  # a change
+    assert tick(T("2026-11-16 09:04"))[ANN] == T("2026-11-16 09:03")
+    c.send(CAT, T("2026-11-16 09:05"), "Available")  # a repeat ...
+    assert CAT not in tick(T("2026-11-16 09:06"))
+    c.send(CAT, T("2026-11-16 09:04") + 30_000, "Offline")  # ... that a late record turns into a change
+    c.send(ANN, T("2026-11-16 09:07"), "Offline")  # a repeat
+    ran = tick(T("2026-11-16 09:07") + 30_000)
+    assert ran[CAT] == T("2026-11-16 09:04") + 30_000 and ANN not in ran
+    now = T("2026-11-16 09:50")
+    tick(now)  # every agent refreshed since (at most 15 minutes apart), all as of now: compare whole days
+    c.engine.close()
+    assert_equals_recompute(folder, folder / "live.db", date(2026, 11, 15), date(2026, 11, 16), now)
