@@ -110,6 +110,10 @@ def _same(tracker: Tracker, ref: Reference, queries) -> None:
         assert [tuple(s) for s in got] == [tuple(s) for s in ref.timeline(w)]
         for start, end in queries:
             assert tracker.timeline(w, start, end) == ref.timeline(w, start, end), (w, start, end)
+        tl = ref.timeline(w)
+        for s in tl:  # Tracker.repeats: the one snapshot at that instant repeats the one before it
+            for act, task in ((s.activity, s.task), ("Lunch", s.task), (s.activity, "none")):
+                assert tracker.repeats(w, s.at, act, task) == _repeats(tl, s.at, act, task), (w, s, act, task)
         cur, rc = tracker.current(w), ref.current.get(w)
         if rc is None:
             assert cur is None
@@ -152,6 +156,14 @@ def test_compact_tracker_equals_the_list_of_snapshots(ops, queries, since):
             if tracker.current(w):
                 assert rebuilt.current(w).snapshot == tracker.current(w).snapshot
                 assert rebuilt.current(w).since_ms == tracker.current(w).since_ms
+
+
+def _repeats(tl, at, activity, task):
+    here = [i for i, s in enumerate(tl) if s.at == at]
+    if len(here) != 1 or here[0] == 0:
+        return False
+    s, before = tl[here[0]], tl[here[0] - 1]
+    return s.activity == before.activity == activity and s.task == before.task == task
 
 
 def _selected(journal, since):
