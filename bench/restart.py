@@ -156,10 +156,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=10_000)
     ap.add_argument("--hours", type=float, default=10)
+    ap.add_argument("--config", type=Path,
+                    help="serve this config's database instead (a journal replayed before, e.g. by bench/replay.py)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
-    cfg, records = journal(args.agents, args.hours)
-    worker = (cfg.parent / "worker.txt").read_text()
+    if args.config:
+        cfg = args.config
+        conn = sqlite3.connect(str(cfg.parent / "adherence.db"))
+        records = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+        worker = conn.execute("SELECT worker_sid FROM journal ORDER BY id DESC LIMIT 1").fetchone()[0]
+        conn.close()
+    else:
+        cfg, records = journal(args.agents, args.hours)
+        worker = (cfg.parent / "worker.txt").read_text()
     r = measure(cfg, worker)
     print(json.dumps(r, indent=1), flush=True)
     ok = (r["webhook"] is not None and r["webhook"] <= 2 and not r["said_ok_early"] and r["tick"] is not None
@@ -174,7 +183,8 @@ def main() -> None:
     print(text)
     if not args.no_write:
         note = (f"`adherence serve` restarted on a journal holding a replayed `simulate --agents {args.agents} "
-                f"--hours {args.hours:g}` day; one client posts single-record webhooks back to back from the first "
+                f"--hours {args.hours:g}` day" + (f" (`{args.config.parent.name}`)" if args.config else "")
+                + "; one client posts single-record webhooks back to back from the first "
                 f"accepted connection until /health reports the first tick. /health said: {states}.")
         write_section("restart", "Restart with a full day in the journal", note + "\n\n" + text)
 
