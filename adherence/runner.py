@@ -494,9 +494,12 @@ class Runner:
         if t is not None:
             lag = max(0, self.clock.now_ms() - t.at_ms) / 1000
             out.update({"last_tick": t.as_dict(), "lag_seconds": round(lag, 3)})
-            if lag > 3 * interval / 1000 + 30 and self._scheduler_running():
+            # stalled: nothing finished for a while. Counted from the last tick's end, not its start: a long
+            # tick (a first one after a restart, reaching back days) has not stalled the moment it ends
+            idle = lag - t.duration_s
+            if idle > 3 * interval / 1000 + 30 and self._scheduler_running():
                 out["ok"] = False
-                out["last_error"] = out["last_error"] or f"no tick for {lag:.0f}s"
+                out["last_error"] = out["last_error"] or f"no tick for {idle:.0f}s"
         else:
             out.update({"last_tick": None, "lag_seconds": None})
         return out

@@ -257,3 +257,25 @@ def test_json_formatter_keeps_exceptions_and_odd_values():
         record.exc_info = sys.exc_info()
     line = json.loads(JsonFormatter().format(record))
     assert line["event"] == "odd" and line["when"] == "2026-11-25" and "ValueError: inner" in line["exc"]
+
+
+def test_a_long_tick_is_not_a_stalled_evaluator(engine, client, clock):
+    """A first tick after a restart may reach back days and take minutes: the moment it ends the evaluator is
+    up to date, not stalled (bench/restart.py saw /health degraded for "no tick for 160s" right after one)."""
+    engine.start_scheduler()
+    try:
+        for _ in range(200):
+            if engine.runner.last_tick is not None:
+                break
+            import time
+
+            time.sleep(0.02)
+        engine.runner.last_tick.duration_s = 160.0  # as if it had taken 160 s
+        clock.advance(165_000)  # and ended 5 s ago
+        health = client.get("/health").get_json()
+        assert health["evaluator"]["ok"] is True and health["evaluator"]["lag_seconds"] == 165
+        clock.advance(10 * 60_000)  # then ten minutes with no tick
+        ev = client.get("/health").get_json()["evaluator"]
+        assert ev["ok"] is False and "no tick for 605s" in ev["last_error"]
+    finally:
+        engine.stop_scheduler()
