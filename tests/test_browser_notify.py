@@ -2,8 +2,9 @@
 
 A named supervisor signs in, snoozes an agent from her card on the live board, acknowledges her open
 exception there, ends the snooze from the table view, withdraws the acknowledgement and snoozes again from
-the agent's day, and acknowledges from the day page; every step is checked through the API. A viewer signed
-in on the same board is offered none of it. Chromium at /usr/bin/chromium, as tests/test_browser.py (under
+the agent's day, and acknowledges from the day page; she also snoozes single exceptions from a card, the
+day page and the agent's day. Every step is checked through the API. A viewer signed in on the same board
+is offered none of it. Chromium at /usr/bin/chromium, as tests/test_browser.py (under
 CI=true a missing browser fails).
 """
 
@@ -70,6 +71,19 @@ def api_state(server) -> dict:
     return r.json()
 
 
+def go_offline(server, *workers):
+    """Every agent Available for two hours, then ``workers`` Offline now: each opens an exception."""
+    feed = Feed(server.url)
+    for worker in (ANN, BEN, CAL):
+        feed.send(worker, "Available", ago_ms=HISTORY_MS)
+    for worker in workers:
+        feed.send(worker, "Offline")
+
+
+def _at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def wait_for(check, timeout=20.0):
     deadline = time.time() + timeout
     while True:
@@ -83,11 +97,7 @@ def test_supervisor_snoozes_and_acknowledges_from_the_board_and_the_agent_day(se
     from playwright.sync_api import expect
 
     expect.set_options(timeout=25_000)
-    feed = Feed(server.url)
-    for worker in (ANN, BEN, CAL):
-        feed.send(worker, "Available", ago_ms=HISTORY_MS)
-    feed.send(ANN, "Offline")
-
+    go_offline(server, ANN)
     page, errors = sign_in(browser, server, SUP)
     ann = page.locator('article[data-agent="ann"]')
     expect(ann).to_have_attribute("data-state", "out")
@@ -96,7 +106,7 @@ def test_supervisor_snoozes_and_acknowledges_from_the_board_and_the_agent_day(se
 
     # snooze her from her card: 45 minutes, the name remembered for the history
     before = datetime.now(timezone.utc).timestamp()
-    ann.locator("button.snooze").click()
+    ann.locator("div.notify button.snooze").click()
     expect(page.locator("#notify-dialog")).to_be_visible()
     page.select_option("#notify-minutes", "45")
     page.fill("#notify-by", "Sam Super")
@@ -104,7 +114,7 @@ def test_supervisor_snoozes_and_acknowledges_from_the_board_and_the_agent_day(se
     page.click("#notify-ok")
     expect(ann.locator(".notify-badge.snoozed")).to_contain_text("snoozed until")
     (snooze,) = api_state(server)["agents"]
-    until = datetime.fromisoformat(snooze["until"].replace("Z", "+00:00")).timestamp()
+    until = _at(snooze["until"])
     assert snooze["agent"] == "ann" and snooze["by"] == "Sam Super"
     assert before + 45 * 60 - 5 <= until <= time.time() + 45 * 60 + 5
 
@@ -173,4 +183,95 @@ def test_supervisor_snoozes_and_acknowledges_from_the_board_and_the_agent_day(se
     wall.goto(f"{server.url}/day?date={day}")
     expect(wall.locator(f'#exceptions-table tr[data-id="{exc_id}"] .notify-badge.acked')).to_be_visible()
     assert wall.locator("#exceptions-table button.ack, #exceptions-table button.unack").count() == 0
+    assert not wall_errors, wall_errors
+
+
+def snoozed_exceptions(server) -> dict[int, dict]:
+    return {e["exception_id"]: e for e in api_state(server)["exceptions"] if e["snoozed_until"]}
+
+
+def test_supervisor_snoozes_single_exceptions_from_the_board_the_day_page_and_the_agent_day(server, browser, receiver):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=25_000)
+    go_offline(server, ANN, BEN)
+    page, errors = sign_in(browser, server, SUP)
+    ann, ben = page.locator('article[data-agent="ann"]'), page.locator('article[data-agent="ben"]')
+    ann_item, ben_item = ann.locator(".agent-exceptions li").first, ben.locator(".agent-exceptions li").first
+    expect(ann_item.locator("button.exc-snooze")).to_be_visible()
+    expect(ben_item.locator("button.exc-snooze")).to_be_visible()
+    ann_id, ben_id = int(ann_item.get_attribute("data-id")), int(ben_item.get_attribute("data-id"))
+    assert ann_id != ben_id
+    expect(ann_item.locator("button.exc-snooze")).to_have_attribute("aria-label",
+                                                                   f"Snooze alerts of exception #{ann_id}")
+    panel = page.locator(f'#open-exceptions li[data-id="{ann_id}"]')
+    expect(panel.get_by_role("button", name=f"Snooze alerts of exception #{ann_id}")).to_be_visible()
+
+    # ann's exception from her card, 30 minutes: that exception only, not ann, not ben's
+    before = time.time()
+    ann_item.locator("button.exc-snooze").click()
+    expect(page.locator("#notify-title")).to_have_text(f"Snooze alerts of exception #{ann_id}")
+    page.select_option("#notify-minutes", "30")
+    page.fill("#notify-by", "Sam Super")
+    page.click("#notify-ok")
+    expect(ann_item.locator(".notify-badge.snoozed")).to_contain_text("snoozed until")
+    expect(ann_item.locator(".notify-badge.snoozed")).to_contain_text("by Sam Super")
+    expect(panel.locator(".notify-badge.snoozed")).to_contain_text("by Sam Super")
+    expect(ben_item.locator(".notify-badge")).to_have_count(0)
+    state = api_state(server)
+    assert state["agents"] == []
+    (snoozed,) = snoozed_exceptions(server).values()
+    assert snoozed["exception_id"] == ann_id and snoozed["agent"] == "ann" and snoozed["snoozed_by"] == "Sam Super"
+    assert before + 30 * 60 - 5 <= _at(snoozed["snoozed_until"]) <= time.time() + 30 * 60 + 5
+
+    # the day page: ann's shows its snooze; snooze ben's for an hour there, then end ann's
+    day = datetime.now(timezone.utc).date().isoformat()
+    page.goto(f"{server.url}/day?date={day}")
+    ann_row = page.locator(f'#exceptions-table tr[data-id="{ann_id}"]')
+    ben_row = page.locator(f'#exceptions-table tr[data-id="{ben_id}"]')
+    expect(ann_row.locator(".notify-badge.snoozed")).to_contain_text("by Sam Super")
+    before = time.time()
+    ben_row.get_by_role("button", name=f"Snooze alerts of exception #{ben_id}").click()
+    page.select_option("#notify-minutes", "60")
+    page.click("#notify-ok")
+    expect(ben_row.locator(".notify-badge.snoozed")).to_contain_text("snoozed until")
+    snoozed = snoozed_exceptions(server)
+    assert sorted(snoozed) == sorted([ann_id, ben_id]) and api_state(server)["agents"] == []
+    assert before + 60 * 60 - 5 <= _at(snoozed[ben_id]["snoozed_until"]) <= time.time() + 60 * 60 + 5
+    assert snoozed[ben_id]["snoozed_by"] == "Sam Super"
+    ann_row.locator("button.exc-snooze").click()
+    expect(page.locator("#notify-minutes")).to_have_value("0")  # "End the snooze now" is offered first
+    page.click("#notify-ok")
+    expect(ann_row.locator(".notify-badge.snoozed")).to_have_count(0)
+    assert sorted(snoozed_exceptions(server)) == [ben_id]
+
+    # the agent's day (drawn on the server): snooze ann's exception again, 15 minutes
+    page.goto(f"{server.url}/agents/ann?date={day}")
+    before = time.time()
+    page.get_by_role("button", name=f"Snooze alerts of exception #{ann_id}").click()
+    page.select_option("#notify-minutes", "15")
+    page.click("#notify-ok")
+    expect(page.locator(f'#agent-exceptions tr[data-id="{ann_id}"] .notify-badge.snoozed')).to_contain_text(
+        "by Sam Super")
+    snoozed = snoozed_exceptions(server)
+    assert sorted(snoozed) == sorted([ann_id, ben_id])
+    assert before + 15 * 60 - 5 <= _at(snoozed[ann_id]["snoozed_until"]) <= time.time() + 15 * 60 + 5
+    audit = requests.get(f"{server.url}/api/audit?date={day}", headers={"Authorization": f"Bearer {ADMIN}"},
+                         timeout=10).json()["audit"]
+    assert [(a["action"], a["exception_id"]) for a in audit] == [
+        ("snooze", ann_id), ("snooze", ben_id), ("unsnooze", ann_id), ("snooze", ann_id)]
+    assert not errors, errors
+
+    # a viewer sees the snoozes and is offered no exception snooze anywhere
+    wall, wall_errors = sign_in(browser, server, VIEW)
+    card = wall.locator('article[data-agent="ben"]')
+    expect(card.locator(".agent-exceptions .notify-badge.snoozed")).to_contain_text("by Sam Super")
+    assert wall.locator("button.exc-snooze").count() == 0
+    assert wall.locator("#open-exceptions button").count() == 0
+    wall.goto(f"{server.url}/day?date={day}")
+    expect(wall.locator(f'#exceptions-table tr[data-id="{ben_id}"] .notify-badge.snoozed')).to_be_visible()
+    assert wall.locator("#exceptions-table button.exc-snooze").count() == 0
+    wall.goto(f"{server.url}/agents/ann?date={day}")
+    expect(wall.locator(f'#agent-exceptions tr[data-id="{ann_id}"] .notify-badge.snoozed')).to_be_visible()
+    assert wall.locator("#agent-exceptions button").count() == 0
     assert not wall_errors, wall_errors

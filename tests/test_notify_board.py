@@ -167,6 +167,36 @@ def test_without_notifications_nothing_is_offered(tmp_path, monkeypatch, hook):
         assert state["configured"] is False and state["can_write"] is False and state["agents"] == []
         html = c.client.get(f"/agents/ann?date={DAY}").get_data(as_text=True)
         assert 'id="agent-alerts"' not in html and "<th>Alerts</th>" not in html
+        assert "exc-snooze" not in html
         assert c.client.post("/api/agents/ann/snooze", json={"minutes": 15, "by": "x"}).status_code == 409
     finally:
         c.engine.close()
+
+
+def test_the_agent_day_offers_a_snooze_per_exception_to_who_may(c):
+    ann = _exc(c, "ann")
+    button = (f'<button type="button" class="snooze exc-snooze" data-id="{ann["id"]}" '
+              f'aria-label="Snooze alerts of exception #{ann["id"]}">')
+    html = as_(c, SUP, f"/agents/ann?date={DAY}").get_data(as_text=True)
+    assert button + "🔕 Snooze…</button>" in html and "snoozed until" not in html
+
+    r = as_(c, SUP, f"/api/exceptions/{ann['id']}/snooze", {"minutes": 45})
+    assert r.status_code == 200 and r.get_json()["snooze"]["until"] == iso(T("10:00"))
+    state = as_(c, SUP, "/api/notifications/state").get_json()
+    assert state["agents"] == []
+    assert [(e["exception_id"], e["snoozed_until"], e["snoozed_by"]) for e in state["exceptions"]] == [
+        (ann["id"], iso(T("10:00")), "sam")]
+    html = as_(c, SUP, f"/agents/ann?date={DAY}").get_data(as_text=True)
+    assert '<span class="notify-badge snoozed">🔕 snoozed until 10:00 (UTC-05:00) by sam</span>' in html
+    assert button + "Snooze…</button>" in html and "Alerts about Ann are not snoozed." in html
+
+    # the viewer sees the snooze, is offered no button; without notifications there is no column at all
+    html = as_(c, VIEW, f"/agents/ann?date={DAY}").get_data(as_text=True)
+    assert "🔕 snoozed until 10:00 (UTC-05:00) by sam" in html and "exc-snooze" not in html
+    # a closed exception that is not snoozed offers none
+    c.send(ANN, T("09:20"), "Available")
+    c.tick(T("09:25"))
+    assert as_(c, SUP, f"/api/exceptions/{ann['id']}/snooze", {"minutes": 0}).status_code == 200
+    assert _exc(c, "ann")["status"] != "open"
+    html = as_(c, SUP, f"/agents/ann?date={DAY}").get_data(as_text=True)
+    assert 'id="snooze-agent"' in html and "exc-snooze" not in html

@@ -30,6 +30,11 @@
       ready.then(function () { AdhNotify.openAck([Number(b.dataset.id)], b.dataset.label, reload); });
     });
   });
+  document.querySelectorAll("#agent-exceptions button.exc-snooze").forEach(function (b) {
+    b.addEventListener("click", function () {
+      ready.then(function () { AdhNotify.openSnooze(alerts.dataset.agent, alerts.dataset.name, reload, Number(b.dataset.id)); });
+    });
+  });
   document.querySelectorAll("#agent-exceptions button.unack").forEach(function (b) {
     b.addEventListener("click", function () {
       var by = localStorage.getItem("adherence.by");

@@ -94,7 +94,8 @@
           " ",
           el("span", { class: "timer", dataset: { since: e.start }, text: Adh.duration(secondsSince(e.start)) }),
           " ", AdhNotify.exceptionBadge(e.id),
-          " ", AdhNotify.ackButton(e.id, (a.name || a.agent) + " · " + e.rule, notifyChanged));
+          " ", AdhNotify.ackButton(e.id, (a.name || a.agent) + " · " + e.rule, notifyChanged),
+          " ", AdhNotify.exceptionSnoozeButton(e.id, a.agent, notifyChanged));
       })) : null,
       el("div", { class: "notify" }, AdhNotify.agentBadge(a.agent), " ",
          AdhNotify.snoozeButton(a.agent, a.name || a.agent, notifyChanged))
@@ -156,7 +157,8 @@
         el("span", { class: "what", text: (r.e.approved ? "✓ approved · " : "") + r.e.rule + " (" + r.e.severity + ")" }),
         el("span", { class: "detail", text: "scheduled " + (r.e.scheduled_activity || "nothing") + ", actually " + (r.e.actual_activity || "Unknown") }),
         AdhNotify.exceptionBadge(r.e.id),
-        AdhNotify.ackButton(r.e.id, (r.a.name || r.a.agent) + " · " + r.e.rule, notifyChanged)
+        AdhNotify.ackButton(r.e.id, (r.a.name || r.a.agent) + " · " + r.e.rule, notifyChanged),
+        AdhNotify.exceptionSnoozeButton(r.e.id, r.a.agent, notifyChanged)
       ));
     });
   }

@@ -125,6 +125,7 @@
         : el("button", { type: "button", class: "approve", onclick: function () { ask(e, true); }, text: "Approve…" });
       if (!e.approved && e.excused_by && e.excused_by.length) approval += " · excused by period #" + e.excused_by.join(", #");
       if (e.impact === "neutral") approval += " · neutral";
+      var notified = AdhNotify.state().exceptions[e.id] || {};
       var box = el("input", { type: "checkbox", class: "select", "aria-label": "Select exception #" + e.id });
       box.checked = !!selected[e.id];
       box.disabled = e.approved;
@@ -141,8 +142,8 @@
         el("td", { text: Adh.duration(e.duration_seconds) }),
         el("td", { class: "approval", text: approval }), el("td", null, button),
         el("td", { class: "notify" }, AdhNotify.exceptionBadge(e.id), " ",
-           e.status === "open" || (AdhNotify.state().exceptions[e.id] || {}).acknowledged
-             ? AdhNotify.ackButton(e.id, e.agent + " · " + e.rule, load) : null)));
+           e.status === "open" || notified.acknowledged ? AdhNotify.ackButton(e.id, e.agent + " · " + e.rule, load) : null,
+           " ", e.status === "open" || notified.snoozed_until ? AdhNotify.exceptionSnoozeButton(e.id, e.agent, load) : null)));
     });
   }
 

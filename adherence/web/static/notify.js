@@ -48,8 +48,9 @@ var AdhNotify = (function () {
     var parts = [];
     if (s.acknowledged) parts.push("👁 acknowledged" + (s.acknowledged.by ? " by " + s.acknowledged.by : "") +
                                    (s.acknowledged.note ? ": " + s.acknowledged.note : ""));
-    if (s.snoozed_until) parts.push("🔕 snoozed until " + when(s.snoozed_until));
-    return el("span", { class: "notify-badge" + (s.acknowledged ? " acked" : ""), text: parts.join(" · ") });
+    if (s.snoozed_until) parts.push("🔕 snoozed until " + when(s.snoozed_until) + (s.snoozed_by ? " by " + s.snoozed_by : ""));
+    return el("span", { class: "notify-badge" + (s.acknowledged ? " acked" : "") + (s.snoozed_until ? " snoozed" : ""),
+                        dataset: s.snoozed_until ? { until: s.snoozed_until } : null, text: parts.join(" · ") });
   }
 
   function canWrite() { return state.configured && state.can_write; }
@@ -60,6 +61,16 @@ var AdhNotify = (function () {
     return el("button", { type: "button", class: "snooze", dataset: { agent: agent },
                           "aria-label": "Snooze alerts about " + label, text: state.agents[agent] ? "Snooze…" : "🔕 Snooze…",
                           onclick: function () { openSnooze(agent, label, onDone); } });
+  }
+
+  /** a "Snooze…" button for one exception (its alerts only, not the agent's others), or null when the caller
+   * may not snooze; the dialog offers "End the snooze now" while one is in force */
+  function exceptionSnoozeButton(id, agent, onDone) {
+    if (!canWrite()) return null;
+    var snoozed = !!(state.exceptions[id] || {}).snoozed_until;
+    return el("button", { type: "button", class: "snooze exc-snooze", dataset: { id: String(id) },
+                          "aria-label": "Snooze alerts of exception #" + id, text: snoozed ? "Snooze…" : "🔕 Snooze…",
+                          onclick: function () { openSnooze(agent, "exception #" + id, onDone, id); } });
   }
 
   /** "Acknowledge…" (or "Withdraw ack") for an exception, or null when the caller may not */
@@ -176,6 +187,7 @@ var AdhNotify = (function () {
   }
 
   return { load: load, state: function () { return state; }, canWrite: canWrite, agentBadge: agentBadge,
-           exceptionBadge: exceptionBadge, snoozeButton: snoozeButton, ackButton: ackButton, openSnooze: openSnooze,
+           exceptionBadge: exceptionBadge, snoozeButton: snoozeButton, exceptionSnoozeButton: exceptionSnoozeButton,
+           ackButton: ackButton, openSnooze: openSnooze,
            openAck: openAck, historyText: historyText, when: when };
 })();
