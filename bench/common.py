@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import platform
 import re
+import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -117,6 +120,23 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server a bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM a server a bench started, as an operator would; SIGKILL if it has not exited in ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def simulate_cmd() -> list[str]:

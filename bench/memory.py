@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,17 +31,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from common import REPO, out_dir, rss_mb, simulate_cmd, table, verdict, write_section
+from common import REPO, free_port, out_dir, rss_mb, simulate_cmd, stop, table, verdict, write_section
 
 TZ = "America/New_York"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_and_measure(cfg: Path, code: Path = REPO, timeout: float = 900) -> dict:
@@ -80,12 +71,7 @@ def serve_and_measure(cfg: Path, code: Path = REPO, timeout: float = 900) -> dic
         return {"rss": rss, "hwm": hwm, "agents": health.get("agents"), "ready_s": ready,
                 "tick_ms": tick.get("duration_ms"), "tick_agents": tick.get("agents")}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _hwm(pid: int) -> float:

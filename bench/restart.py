@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -36,8 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, out_dir, simulate_cmd, table, verdict, write_section
-from memory import TZ, _window_day, free_port
+from common import REPO, free_port, out_dir, simulate_cmd, stop, table, verdict, write_section
+from memory import TZ, _window_day
 
 
 def journal(agents: int, hours: float, seed: int = 1) -> tuple[Path, int]:
@@ -138,12 +137,7 @@ def measure(cfg: Path, worker: str, timeout: float = 900) -> dict:
                         break
         conn.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     lat.sort()
     out["requests"] = len(lat)
     out["p50_ms"] = statistics.median(lat) * 1000 if lat else None

@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import BENCH, REPO, out_dir, table, verdict, write_section
+from common import BENCH, REPO, free_port, out_dir, stop, table, verdict, write_section
 
 TZ = "America/New_York"
 TOKEN = "bench-token-0123456789abcdef"
@@ -52,12 +50,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(folder: Path, agents: int, threads: int) -> tuple[Path, Path, Path]:
@@ -108,15 +100,6 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"server did not answer {url}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def start_serve(cfg: Path, port: int, token: str | None) -> subprocess.Popen:
@@ -236,8 +219,8 @@ def main() -> None:
                   f"non-2xx {s['status']}, errors {s['errors']}, journal +{s['stored']} for "
                   f"{s['requests'] - s['status']} 2xx", flush=True)
     finally:
-        stop(bare)
-        stop(srv)
+        stop(bare, 30)
+        stop(srv, 30)
     pairs = sorted(zip(bs, ss), key=lambda p: p[1]["rps"] / p[0]["rps"])
     b, s = pairs[len(pairs) // 2]  # the median round's pair
     ratios = [x[1]["rps"] / x[0]["rps"] for x in pairs]
@@ -262,7 +245,7 @@ def main() -> None:
             time.sleep(1)
             p["stored"] = journal_rows(cfg) - before
         finally:
-            stop(srv)
+            stop(srv, 30)
         posts[name] = p
         print(f"simulate --post ({name}): {p['rps']:,.0f} req/s, p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, "
               f"{p['ok']}/{p['sent']} 2xx, {p['records']} records ({p['distinct']} distinct), journal +{p['stored']}",
