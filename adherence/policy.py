@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from functools import lru_cache
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -74,7 +74,8 @@ class Evaluation:
     days: list[DayResult]
     next_check_ms: int | None  # when the result can change with no new input (None: never)
     segments: Sequence[Segment] = ()  # the schedule it was evaluated against (an exception's day comes from it)
-    # where a condition holding at the evaluation's end began (None: none held), for ``look_from`` next time
+    # where the earliest exception still open at the evaluation's end began (None: none open), for
+    # ``look_from`` next time
     holding_since: int | None = None
 
     def logged_in_counted(self, now_ms: int) -> dict[int, tuple[int, int]]:
@@ -184,12 +185,12 @@ def evaluate_worker(
 
     ``logged_in_known`` maps a day window's start ``w0`` to ``(t, ms)``: the logged-in time over [w0, t)
     of this same timeline, counted by an earlier evaluation (``Evaluation.logged_in_counted``). It is used
-    only where ``t <= start`` (nothing before ``start`` changed since), and then the day's logged-in time is
+    only where ``t <= start_ms`` (nothing before ``start_ms`` changed since), and then the day's logged-in time is
     ``ms`` plus what [t, now) adds (``logged_in_ms`` is additive), so a steady evaluation reads minutes of
     timeline instead of the whole day. The figures are the same with or without it.
 
-    ``look_from`` is where to begin reading (an earlier evaluation's ``holding_since``: a condition held
-    from there), instead of reading the look-back, finding the condition held all through it, and reading
+    ``look_from`` is where to begin reading (an earlier evaluation's ``holding_since``: an exception was
+    open from there), instead of reading the look-back, finding the condition held all through it, and reading
     further back. Only a cost: the reading still goes back until a moment where no condition held.
     """
     # One millisecond earlier: an exception that *ends* exactly where the change is (a late record closing

@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from types import EllipsisType
 from zoneinfo import ZoneInfo
 
 from .evaluate import day_figures, day_window
@@ -150,10 +151,11 @@ class Runner:
     # -- the unit of work ---------------------------------------------------
     def evaluate(self, worker_sid: str, start_ms: int, now_ms: int, monitoring_from: int | None, *,
                  from_journal: bool = False, day_range: tuple[date, date] | None = None,
-                 store_until: int | None = None, floor_ms: int | None | type(...) = ...,
+                 store_until: int | None = None, floor_ms: int | None | EllipsisType = ...,
                  conn=None, logged_in_known=None, look_from: int | None = None) -> Evaluation:
         """Compute one agent's results (no lock held, nothing written). A tick passes what it read once
-        for all its agents (``floor_ms``, ``conn``) and the logged-in counts it keeps between ticks."""
+        for all its agents (``floor_ms``, ``conn``; ``...``: read it here) and the logged-in counts and
+        reading starts it keeps between ticks."""
         key, team, tz = self.agent_info(worker_sid)
         lo = min(start_ms, now_ms) - 3 * DAY_MS
         segs = self.segments(key, lo, now_ms + 2 * DAY_MS)

@@ -169,7 +169,7 @@ class Tracker:
                 return False
             times = tl.at
             i = bisect_left(times, at_ms)
-            if i == 0 or i + 1 > len(times) or times[i] != at_ms or (i + 1 < len(times) and times[i + 1] == at_ms):
+            if i == 0 or bisect_right(times, at_ms, i) != i + 1:  # none before, or not exactly one at at_ms
                 return False
             states = self._states
             here, before = tl.st[i], tl.st[i - 1]
