@@ -42,6 +42,8 @@ class Config:
     server_port: int = 8080
     server_public_url: str | None = None
     server_threads: int = 8
+    # HTTP front processes beside the one that owns the journal and live state (adherence.web.link); 0: one process
+    server_front_processes: int = 0
     allow_unauthenticated: bool = False
     max_body_bytes: int = 5 * 1024 * 1024
     twilio_auth_token: str | None = field(default=None, repr=False)
@@ -89,6 +91,7 @@ _SCHEMA: dict[str, Any] = {
         "port": ("port", "server_port"),
         "public_url": ("url", "server_public_url"),
         "threads": ("posint", "server_threads"),
+        "front_processes": ("processes", "server_front_processes"),
         "allow_unauthenticated": ("bool", "allow_unauthenticated"),
         "max_body_bytes": ("posint", "max_body_bytes"),
     },
@@ -144,6 +147,10 @@ def _convert(kind: str, value: Any, cfg: Config) -> Any:
             return None
         if not isinstance(value, str) or not re.match(r"^https?://", value):
             raise ValueError("expected an http(s):// URL or null")
+        return value
+    if kind == "processes":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+            raise ValueError("expected a number of processes 0-64 (0: one process does everything)")
         return value
     if kind == "port":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:

@@ -39,6 +39,7 @@ class Engine:
         self.ready = threading.Event()  # live state built (set at once when there is none to build)
         self._lifecycle = threading.Lock()
         self.closed = False
+        self.fronts = None  # set by adherence.web.link.Owner: the front processes' status
         self.journal = Journal(self.store, None if listen_first else self.tracker)
         # None: no live state in this process (CLI verbs that evaluate read timelines from the journal)
         self.memory_from_ms = self.clock.now_ms() - MEMORY_HORIZON_MS if load_state else None
@@ -147,4 +148,6 @@ class Engine:
             # dead letters and a broken notification file show here without failing the health check:
             # the service still measures adherence
             "notifications": self.notifier.status() if self.notifier is not None else {"configured": False},
+            # serve with front processes (adherence.web.link): how many take HTTP now
+            **({"fronts": self.fronts()} if self.fronts is not None else {}),
         }

@@ -172,6 +172,18 @@ def test_callback_signature_checked_with_twilios_request_validator(signed):
     assert len(rows(engine)) == 1
 
 
+def test_a_signed_callback_that_is_kept_keeps_the_bytes_received(signed):
+    # the signature check parses the form; the body kept for an ignored or rejected callback must
+    # still be the request's bytes, not what is left of a consumed stream
+    engine, client = signed
+    url = "http://localhost/webhooks/taskrouter"
+    for data in (callback("workspace.created", T0, ev(2)), {"Sid": ev(3)}):
+        sig = RequestValidator(TOKEN).compute_signature(url, data)
+        client.post("/webhooks/taskrouter", data=data, headers={"X-Twilio-Signature": sig})
+    kept = [bytes(r["body"]) for r in engine.store.query("SELECT body FROM rejected ORDER BY id")]
+    assert [dict(parse_qsl(b.decode())) for b in kept] == [callback("workspace.created", T0, ev(2)), {"Sid": ev(3)}]
+
+
 def test_callback_signature_with_a_query_string_and_default_port(signed):
     engine, client = signed
     data = callback("worker.activity.update", T0, ev(1), WorkerActivityName="Available")

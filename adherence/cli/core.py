@@ -69,7 +69,9 @@ def run_server(server, engine) -> None:
 @click.option("--threads", type=int, help="Request threads (default: server.threads).")
 @click.option("--allow-unauthenticated", is_flag=True, help="Allow binding beyond loopback with no auth configured.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def serve(config, host, port, threads, allow_unauthenticated, log_format) -> None:
+@click.option("--front-processes", type=click.IntRange(0, 64),
+              help="HTTP front processes beside the owner of the journal (default: server.front_processes; 0: one process).")
+def serve(config, host, port, threads, allow_unauthenticated, log_format, front_processes) -> None:
     """Run the receiver, evaluator, API and board on a production WSGI server (waitress).
 
     One process with threads owns the live state and the evaluation
@@ -85,6 +87,7 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
     host = host or config.server_host
     port = config.server_port if port is None else port
     threads = threads or config.server_threads
+    fronts = config.server_front_processes if front_processes is None else front_processes
     missing = unauthenticated_surfaces(config)
     if missing and not _is_loopback(host) and not (allow_unauthenticated or config.allow_unauthenticated):
         raise click.ClickException(
@@ -103,8 +106,6 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
         engine.close()
         raise click.ClickException(f"database {config.database} is corrupted ({engine.store.corruption}): "
                                    f"{RESTORE_ADVICE}")
-    server = build_server(config, engine, host, port, threads)
-
     def load_then_evaluate() -> None:
         try:
             engine.load_state_now()
@@ -115,11 +116,29 @@ def serve(config, host, port, threads, allow_unauthenticated, log_format) -> Non
         gc.freeze()  # the millions of snapshots just built are never garbage: keep the collector off them
         engine.start_scheduler()
 
-    threading.Thread(target=load_then_evaluate, name="adherence-start", daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"adherence: listening on http://{shown}:{server.effective_port} (database {config.database})", err=True)
-    if missing:
-        click.echo("adherence: warning: no authentication for " + " and ".join(missing), err=True)
+
+    def listening(bound_port: int) -> None:
+        threading.Thread(target=load_then_evaluate, name="adherence-start", daemon=True).start()
+        extra = f", {fronts} front processes" if fronts else ""
+        click.echo(f"adherence: listening on http://{shown}:{bound_port} (database {config.database}{extra})", err=True)
+        if missing:
+            click.echo("adherence: warning: no authentication for " + " and ".join(missing), err=True)
+
+    if fronts:
+        from ..web.link import run_with_fronts
+
+        try:
+            run_with_fronts(config, engine, host=host, port=port, threads=threads, processes=fronts,
+                            log_format=log_format, on_listening=listening)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
+        finally:
+            engine.close()
+            click.echo("adherence: stopped", err=True)
+        return
+    server = build_server(config, engine, host, port, threads)
+    listening(server.effective_port)
     run_server(server, engine)
 
 

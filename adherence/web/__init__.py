@@ -15,13 +15,9 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..metrics import METRICS
+from .receive import error_body
 
 log = logging.getLogger(__name__)
-
-
-def error_body(status: int, message: str, errors: list[str] | None = None) -> dict:
-    """The one JSON error shape of every endpoint."""
-    return {"ok": False, "error": message, "errors": errors or [message], "status": status}
 
 
 def error_response(status: int, message: str, errors: list[str] | None = None, headers: dict | None = None):

@@ -127,8 +127,10 @@ def _raise_fd_limit(wanted: int) -> int:
     return soft
 
 
-def make_server(app, *, host: str, port: int, threads: int, max_body_bytes: int, limits: Limits | None = None):
-    """A waitress server for ``app`` with ``limits`` (port 0 picks a free port)."""
+def make_server(app, *, host: str | None = None, port: int | None = None, threads: int, max_body_bytes: int,
+                limits: Limits | None = None, sock=None):
+    """A waitress server for ``app`` with ``limits`` (port 0 picks a free port), on ``sock`` when given
+    (a listening socket shared by the front processes of ``serve``) instead of binding ``host:port``."""
     limits = limits or Limits()
     spare = 64  # the database, logs, the listening socket, the trigger pipe
     allowed = _raise_fd_limit(limits.connection_limit + spare)
@@ -136,9 +138,9 @@ def make_server(app, *, host: str, port: int, threads: int, max_body_bytes: int,
     if connection_limit < limits.connection_limit:
         log.warning("open-file limit %d allows only %d connections (wanted %d)", allowed, connection_limit,
                     limits.connection_limit)
+    where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
     adj = Adjustments(
-        host=host,
-        port=port,
+        **where,
         threads=threads,
         ident="adherence",
         max_request_body_size=max_body_bytes,
@@ -154,5 +156,8 @@ def make_server(app, *, host: str, port: int, threads: int, max_body_bytes: int,
     # was a log line a request (126k lines for 180k requests, ~6 % of the server's CPU); the webhook's
     # latency histogram (/metrics) shows queueing instead
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    if sock is not None:
+        return GuardedServer(app, limits=limits, max_body_bytes=max_body_bytes, adj=adj, map={}, _sock=sock,
+                             bind_socket=False, sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
     return GuardedServer(app, limits=limits, max_body_bytes=max_body_bytes, adj=adj, map={},
                          sockinfo=adj.listen[0])
