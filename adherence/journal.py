@@ -34,7 +34,7 @@ from typing import Any, Iterable
 from .errors import FeedError
 from .feed import Parsed, Record, _channel_summary, parse_body, parse_envelope
 from .journal_format import (INSERT_ROW, KIND_DERIVED, KIND_EVENT, KIND_RTA, Codec, Interner, reduced_channels,
-                             sid_key, sid_text)
+                             rta_key, sid_key, sid_text, stated_ms)
 from .metrics import METRICS
 from .model import Snapshot
 from .sources import events as tr
@@ -183,7 +183,7 @@ class Journal:
     def _row(self, rec: Record, received_ms: int, body: str | None = None) -> tuple:
         """A record's row, all but the interned ids (``_insert`` adds them under the writer lock)."""
         text = _encode(rec.raw) if body is None else body
-        return (sid_key(rec.event_sid), rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), KIND_RTA,
+        return (rta_key(rec.event_sid, stated_ms(rec)), rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), KIND_RTA,
                 rec.activity, rec.task, reduced_channels(rec.raw.get("channels")),
                 self.codec.compress(text, rec.event_sid, rec.worker_sid, rec.at_ms, body is not None))
 

@@ -37,6 +37,7 @@ from typing import Any
 _SID = re.compile(r"(.{1,16}?)([0-9a-f]{32})\Z", re.S)
 
 KIND_RTA, KIND_EVENT, KIND_DERIVED = 0, 1, 2
+TIME_KEY = b"\x00"  # first byte of an RTA record's time-ordered key (``rta_key``); other keys start with a SID's
 
 WBITS = -12  # a 4 KiB window: the dictionary fits, a record rarely goes beyond
 DICT_BYTES = 4096 - 262  # zlib uses at most the window less its look-ahead
@@ -75,9 +76,11 @@ SCHEMA = [
 VIEW = [
     """CREATE VIEW journal AS
     SELECT r.id AS id,
-           CASE WHEN typeof(r.sid) = 'blob'
-                THEN CAST(substr(r.sid, 1, length(r.sid) - 16) AS TEXT) || lower(hex(substr(r.sid, -16)))
-                ELSE r.sid END AS event_sid,
+           CASE WHEN typeof(r.sid) != 'blob' THEN r.sid
+                WHEN substr(r.sid, 1, 1) = x'00'
+                THEN CAST(substr(r.sid, 8, length(r.sid) - 23) AS TEXT) || lower(hex(substr(r.sid, -16)))
+                ELSE CAST(substr(r.sid, 1, length(r.sid) - 16) AS TEXT) || lower(hex(substr(r.sid, -16)))
+                END AS event_sid,
            w.s AS worker_sid,
            r.at_ms AS at_ms,
            r.received_ms AS received_ms,
@@ -116,10 +119,45 @@ def sid_key(sid: str | None):
     return m.group(1).encode("utf-8") + bytes.fromhex(m.group(2))
 
 
+def rta_key(sid: str | None, stated_ms: int | None):
+    """The stored form of an RTA record's event SID: the record's own event time first, then the SID.
+
+    The dedup index is then in time order: a replay or the live feed appends to its end instead of
+    rewriting index pages all over the file at each commit (a random 16-byte key lands on a different
+    page every time). A redelivery of a record is the same record, so it has the same key; the time is
+    the record's ``date_last_processed_event`` as written, not the row's ``at_ms`` (which is the receipt
+    time when that date is unusable or ahead of the receipt: a redelivery is received at another time).
+    ``stated_ms`` None (no usable date) and dates before 1970 or after 10889 take 0. ``TIME_KEY`` + 6
+    bytes of milliseconds, big-endian + ``sid_key(sid)``; a SID not in the ``XX`` + 32 hex digits form
+    stays text, as ``sid_key`` leaves it."""
+    key = sid_key(sid)
+    return time_key(key, stated_ms) if type(key) is bytes else key
+
+
+def time_key(key: bytes, stated_ms: int | None) -> bytes:
+    t = stated_ms if stated_ms is not None and 0 < stated_ms < 1 << 48 else 0
+    return TIME_KEY + t.to_bytes(6, "big") + key
+
+
+def stated_ms(rec) -> int | None:
+    """The event time a feed record states (``date_last_processed_event``), even where the row's
+    ``at_ms`` took the receipt time instead; None when it states none that parses."""
+    if not rec.flagged:
+        return rec.at_ms
+    from .feed import _instant_ms
+
+    try:
+        return _instant_ms(rec.raw.get("date_last_processed_event"))
+    except (ValueError, OverflowError, TypeError, AttributeError):
+        return None
+
+
 def sid_text(key) -> str | None:
     if key is None or isinstance(key, str):
         return key
     key = bytes(key)
+    if key[:1] == TIME_KEY:
+        key = key[7:]
     return key[:-16].decode("utf-8") + key[-16:].hex()
 
 
@@ -346,6 +384,40 @@ def migrate_journal(conn) -> None:
     conn.execute("DROP TABLE journal")
     for sql in VIEW:
         conn.execute(sql)
+
+
+def migrate_time_keys(conn) -> None:
+    """``0012_journal_time_keys``: every RTA row's event-SID key becomes ``rta_key`` (time first).
+
+    A row's stated time is its ``at_ms`` unless the row is flagged (the receipt time stood in): then it
+    is read from the record itself. The view is made again (it decodes both key forms)."""
+    conn.create_function("adherence_time_key", 2, lambda key, t: time_key(bytes(key), t), deterministic=True)
+    conn.execute("UPDATE journal_rows SET sid = adherence_time_key(sid, at_ms) WHERE kind = ? AND flagged = 0"
+                 " AND typeof(sid) = 'blob' AND substr(sid, 1, 1) != x'00'", (KIND_RTA,))
+    codec = Codec()
+    flagged = conn.execute(
+        "SELECT r.id, r.sid, w.s, r.at_ms, r.raw FROM journal_rows r JOIN journal_strings w ON w.id = r.worker"
+        " WHERE r.kind = ? AND r.flagged != 0 AND typeof(r.sid) = 'blob' AND substr(r.sid, 1, 1) != x'00'",
+        (KIND_RTA,)).fetchall()
+    for rid, key, worker, at, raw in flagged:
+        try:
+            record = json.loads(codec.decode(conn, raw, key, worker, at))
+            t = stated_ms(_Stated(record))
+        except (ValueError, AttributeError, TypeError, zlib.error):
+            t = None
+        conn.execute("UPDATE journal_rows SET sid = ? WHERE id = ?", (time_key(bytes(key), t), rid))
+    conn.execute("DROP VIEW IF EXISTS journal")
+    for sql in VIEW:
+        conn.execute(sql)
+
+
+class _Stated:
+    """A stored record as ``stated_ms`` reads one."""
+
+    flagged = True
+
+    def __init__(self, raw):
+        self.raw = raw
 
 
 INSERT_ROW = ("INSERT OR IGNORE INTO journal_rows (sid, worker, at_ms, received_ms, flagged, kind, activity, task, chan, raw)"

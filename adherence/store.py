@@ -286,6 +286,12 @@ MIGRATIONS: list[tuple[str, Any]] = [
         "0010_compact_journal",
         lambda db: _compact_journal(db),
     ),
+    (
+        # the RTA dedup key in time order (the record's event time, then its SID): commits append to the
+        # index instead of rewriting pages all over it (journal_format.rta_key)
+        "0012_journal_time_keys",
+        lambda db: _journal_time_keys(db),
+    ),
 ]
 
 
@@ -293,6 +299,12 @@ def _compact_journal(db: sqlite_utils.Database) -> None:
     from .journal_format import migrate_journal
 
     migrate_journal(db.conn)
+
+
+def _journal_time_keys(db: sqlite_utils.Database) -> None:
+    from .journal_format import migrate_time_keys
+
+    migrate_time_keys(db.conn)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
