@@ -28,6 +28,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -114,6 +115,7 @@ class Journal:
         self._local: set[int] = set()
         self._queue: list[_Pending] = []  # requests' envelopes waiting for the writer (group commit)
         self._queue_lock = threading.Lock()
+        self._per_tx = 1000  # records a transaction of ``ingest_parsed`` with a budget (adjusted as it writes)
         # workers fed by TaskRouter events (the RTA path refuses their records: one family per worker)
         lo, hi = tr.KEY_PREFIX, tr.KEY_PREFIX[:-1] + chr(ord(tr.KEY_PREFIX[-1]) + 1)
         self._event_fed: set[str] = {
@@ -152,26 +154,43 @@ class Journal:
             raise
         return self._ingest_grouped(parsed, received_ms)
 
-    def ingest_parsed(self, batch: Iterable[tuple[Parsed, int]]) -> Counts:
-        """Store a batch of parsed envelopes in ONE transaction, then apply them in journal order."""
+    def ingest_parsed(self, batch: Iterable[tuple[Parsed, int]], budget_s: float | None = None) -> Counts:
+        """Store a batch of parsed envelopes in ONE transaction, then apply them in journal order.
+
+        ``budget_s``: in several transactions instead, each of about that long (``adherence replay``
+        beside a running service, whose webhooks wait for the writer): each takes as many envelopes as
+        the last one wrote in its time, scaled to the budget, and the rows of the next are built between
+        two, with the writer free. An envelope is never split."""
         counts = Counts()
         if self._event_fed:
             batch = [(self._refuse_event_fed(parsed), received_ms) for parsed, received_ms in batch]
-        # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
-        work = []
-        for parsed, received_ms in batch:
-            work.append((parsed, received_ms, self._rows(parsed, received_ms)))
-            if self.codec.wants_dict():  # a large batch: its later records already get the dictionary
-                with self.store.write_lock():
-                    self._dictionary()
-        with self.store.write_lock():
-            try:
-                with self.store.write() as conn:
-                    self._write(conn, work, [counts] * len(work))
-            except BaseException:
-                self.names.forget()
-                raise
-        return self._counted(counts)
+        items = iter(batch)
+        while True:
+            # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
+            work, n, last = [], 0, True
+            for parsed, received_ms in items:
+                work.append((parsed, received_ms, self._rows(parsed, received_ms)))
+                if self.codec.wants_dict():  # a large batch: its later records already get the dictionary
+                    with self.store.write_lock():
+                        self._dictionary()
+                n += len(parsed.records) + len(parsed.rejected)
+                if budget_s is not None and n >= self._per_tx:
+                    last = False
+                    break
+            with self.store.write_lock():
+                t0 = time.perf_counter()  # from when the writer is ours
+                try:
+                    with self.store.write() as conn:
+                        self._write(conn, work, [counts] * len(work))
+                except BaseException:
+                    self.names.forget()
+                    raise
+            if budget_s is not None:
+                took = time.perf_counter() - t0
+                if n >= self._per_tx or took > budget_s:  # (a batch's short tail says little)
+                    self._per_tx = max(50, int(self._per_tx * min(2.0, budget_s / max(took, 1e-4))))
+            if last:
+                return self._counted(counts)
 
     def _rows(self, parsed: Parsed, received_ms: int) -> list:
         """[(record, its row)] of an envelope; a lone record's row keeps the body as received."""

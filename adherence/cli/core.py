@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..errors import AdherenceError, FeedError
+from ..horizons import WRITE_BUDGET_S
 from ..store import RESTORE_ADVICE
 from . import cli
 from .common import config_option, fail
@@ -237,12 +238,20 @@ def _envelopes(path: Path):
                 yield n, line
 
 
+EVENT_BATCH = 1000  # TaskRouter events a transaction in ``replay`` (RTA records go by the time a transaction takes)
+
+
 @cli.command()
 @config_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--batch", default=1000, show_default=True, help="Records per transaction.")
+@click.option("--batch", default=10_000, show_default=True,
+              help="Records read before they are written (at most this many a transaction; TaskRouter events: "
+                   "1,000 at most).")
+@click.option("--transaction-ms", default=round(WRITE_BUDGET_S * 1000), show_default=True, type=click.IntRange(1),
+              help="A transaction of records takes about this long at most (a running service's webhooks wait "
+                   "for the writer meanwhile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def replay(config, files, batch, quiet) -> None:
+def replay(config, files, batch, transaction_ms, quiet) -> None:
     """Ingest recorded feeds through the same code as the webhooks.
 
     FILES hold one request body a line (or are JSON files: one body, or a
@@ -278,7 +287,7 @@ def replay(config, files, batch, quiet) -> None:
     def flush():
         nonlocal pending, pending_records, pending_events, pending_kept
         if pending:
-            total.add(journal.ingest_parsed(pending))
+            total.add(journal.ingest_parsed(pending, budget_s=transaction_ms / 1000))
         if pending_events or pending_kept:
             total.add(journal.ingest_events(pending_events, clock.now_ms(), pending_kept, "application/json", "replay"))
         pending, pending_records, pending_events, pending_kept = [], 0, [], []
@@ -300,7 +309,7 @@ def replay(config, files, batch, quiet) -> None:
                         pending_kept.extend((body, f"{where}: {reason}", k) for body, reason, k in kept)
                         bad_lines.extend(f"{where}: {reason}" for _, reason, k in kept if k == "rejected")
                         pending_records += len(value)
-                        if pending_records >= batch:
+                        if pending_records >= min(batch, EVENT_BATCH):  # (one transaction a batch of events)
                             flush()
                         if isinstance(raw, bytes):
                             unshown += len(raw)
