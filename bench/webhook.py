@@ -52,6 +52,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its running children (serve's front processes)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    return cpu_seconds(pid) + sum(cpu_seconds(int(k)) for k in kids)
+
+
 def prepare(folder: Path, agents: int, threads: int) -> tuple[Path, Path, Path]:
     """Roster + config for `serve`, and wrk's body template and SID list."""
     from adherence.cli.simulate import default_start_ms
@@ -102,7 +111,7 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise SystemExit(f"server did not answer {url}")
 
 
-def start_serve(cfg: Path, port: int, token: str | None) -> subprocess.Popen:
+def start_serve(cfg: Path, port: int, token: str | None, fronts: int = 0) -> subprocess.Popen:
     for suffix in ("", "-wal", "-shm"):
         p = cfg.parent / f"adherence.db{suffix}"
         if p.exists():
@@ -113,7 +122,8 @@ def start_serve(cfg: Path, port: int, token: str | None) -> subprocess.Popen:
     if token:
         env["TWILIO_AUTH_TOKEN"] = token
     log = open(cfg.parent / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "adherence", "serve", "--config", str(cfg), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "adherence", "serve", "--config", str(cfg), "--port", str(port),
+                             "--front-processes", str(fronts)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     wait_up(f"http://127.0.0.1:{port}/health", proc)
     return proc
@@ -179,6 +189,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16, help="wrk connections")
     ap.add_argument("--rounds", type=int, default=3, help="alternating bare/serve wrk runs")
     ap.add_argument("--threads", type=int, default=8, help="waitress threads (server.threads)")
+    ap.add_argument("--fronts", type=int, default=2, help="front processes of the third server (--front-processes)")
     ap.add_argument("--post-limit", type=int, default=10_000, help="envelopes the Python load generator sends")
     ap.add_argument("--post-concurrency", type=int, default=8)
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
@@ -188,56 +199,72 @@ def main() -> None:
     cfg, template, sids = prepare(folder / "center", args.agents, args.threads)
     print(f"body: {template.stat().st_size} bytes; roster {args.agents} agents", flush=True)
 
-    # 1 + 2. bare and `adherence serve` (unauthenticated, loopback) side by side, measured in alternation:
-    # on a shared machine the load of the moment moves both alike; CPU a request is each server's own
-    port_b, port_s = free_port(), free_port()
+    # 1 + 2. bare, `adherence serve` in one process, and `serve --front-processes N` (unauthenticated, loopback)
+    # side by side, measured in alternation: on a shared machine the load of the moment moves all alike; CPU a
+    # request is each server's own (the owner and its fronts together)
+    cfg_f = folder / "center-fronts" / "config.yaml"
+    if cfg_f.parent.exists():
+        shutil.rmtree(cfg_f.parent)
+    shutil.copytree(cfg.parent, cfg_f.parent)
+    port_b, port_s, port_f = free_port(), free_port(), free_port()
     bare = subprocess.Popen([sys.executable, str(BENCH / "bare.py"), "--port", str(port_b), "--threads",
                              str(args.threads)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     srv = start_serve(cfg, port_s, None)
-    bs, ss = [], []
-    stored = 0
+    srv_f = start_serve(cfg_f, port_f, None, args.fronts)
+    bs, ss, fs = [], [], []
     try:
         time.sleep(0.5)
         wait_up_post(port_b, bare)
-        run_wrk(wrk, port_b, template, sids, 3, args.connections)  # warm-up
-        run_wrk(wrk, port_s, template, sids, 3, args.connections)  # warm-up (and the first tick)
+        for port in (port_b, port_s, port_f):
+            run_wrk(wrk, port, template, sids, 3, args.connections)  # warm-up (and serve's first tick)
         time.sleep(1)
         for r in range(args.rounds):
             c0 = cpu_seconds(bare.pid)
             b = run_wrk(wrk, port_b, template, sids, args.duration, args.connections)
             b["cpu_ms"] = (cpu_seconds(bare.pid) - c0) * 1000 / max(1, b["requests"])
             bs.append(b)
-            before = journal_rows(cfg)
-            c0 = cpu_seconds(srv.pid)
-            s = run_wrk(wrk, port_s, template, sids, args.duration, args.connections)
-            s["cpu_ms"] = (cpu_seconds(srv.pid) - c0) * 1000 / max(1, s["requests"])
-            time.sleep(2)  # answers in flight when wrk stopped
-            s["stored"] = journal_rows(cfg) - before
-            ss.append(s)
-            print(f"round {r + 1}: bare {b['rps']:,.0f} req/s ({b['cpu_ms']:.2f} ms CPU a request), serve "
-                  f"{s['rps']:,.0f} req/s ({s['cpu_ms']:.2f} ms CPU a request), p99 {s['p99_us'] / 1000:.1f} ms, "
-                  f"non-2xx {s['status']}, errors {s['errors']}, journal +{s['stored']} for "
-                  f"{s['requests'] - s['status']} 2xx", flush=True)
+            for proc, port, c, out in ((srv, port_s, cfg, ss), (srv_f, port_f, cfg_f, fs)):
+                before = journal_rows(c)
+                c0 = tree_cpu_seconds(proc.pid)
+                x = run_wrk(wrk, port, template, sids, args.duration, args.connections)
+                x["cpu_ms"] = (tree_cpu_seconds(proc.pid) - c0) * 1000 / max(1, x["requests"])
+                time.sleep(2)  # answers in flight when wrk stopped
+                x["stored"] = journal_rows(c) - before
+                out.append(x)
+            s, f = ss[-1], fs[-1]
+            print(f"round {r + 1}: bare {b['rps']:,.0f} req/s ({b['cpu_ms']:.2f} ms CPU a request); serve "
+                  f"{s['rps']:,.0f} req/s ({s['cpu_ms']:.2f} ms), p99 {s['p99_us'] / 1000:.1f} ms; with "
+                  f"{args.fronts} fronts {f['rps']:,.0f} req/s ({f['cpu_ms']:.2f} ms), p99 {f['p99_us'] / 1000:.1f} ms; "
+                  f"non-2xx {s['status']}/{f['status']}, errors {s['errors']}/{f['errors']}, journal "
+                  f"+{s['stored']}/+{f['stored']} for {s['requests'] - s['status']}/{f['requests'] - f['status']} 2xx",
+                  flush=True)
     finally:
         stop(bare, 30)
         stop(srv, 30)
-    pairs = sorted(zip(bs, ss), key=lambda p: p[1]["rps"] / p[0]["rps"])
-    b, s = pairs[len(pairs) // 2]  # the median round's pair
-    ratios = [x[1]["rps"] / x[0]["rps"] for x in pairs]
-    stored = s["stored"]
-    ok2xx = s["requests"] - s["status"]
-    in_flight = s["issued"] - s["requests"]
-    lost = sum(x["requests"] - x["status"] - x["stored"] for x in ss if x["requests"] - x["status"] > x["stored"])
-    extra = stored - ok2xx  # requests in flight when wrk stopped, stored but never counted by wrk
-    print(f"serve: {s['rps']:,.0f} req/s, p50 {s['p50_us'] / 1000:.1f} ms, p99 {s['p99_us'] / 1000:.1f} ms, "
-          f"non-2xx {s['status']}, errors {s['errors']}; 2xx {ok2xx}, journal +{stored}, issued {s['issued']}",
+        stop(srv_f, 30)
+
+    def median_pair(runs):
+        pairs = sorted(zip(bs, runs), key=lambda p: p[1]["rps"] / p[0]["rps"])
+        return pairs[len(pairs) // 2], [x[1]["rps"] / x[0]["rps"] for x in pairs]
+
+    def accounting(x, runs):
+        ok2xx = x["requests"] - x["status"]
+        lost = sum(y["requests"] - y["status"] - y["stored"] for y in runs if y["requests"] - y["status"] > y["stored"])
+        extra = x["stored"] - ok2xx  # requests in flight when wrk stopped, stored but never counted by wrk
+        clean = all(y["status"] == 0 and y["errors"] == 0 for y in runs)
+        return ok2xx, extra, clean, lost <= 0 and 0 <= extra <= max(0, x["issued"] - x["requests"])
+
+    (b, s), ratios = median_pair(ss)
+    (b_f, f), ratios_f = median_pair(fs)
+    print(f"serve: {s['rps']:,.0f} req/s, p50 {s['p50_us'] / 1000:.1f} ms, p99 {s['p99_us'] / 1000:.1f} ms; "
+          f"with fronts: {f['rps']:,.0f} req/s, p50 {f['p50_us'] / 1000:.1f} ms, p99 {f['p99_us'] / 1000:.1f} ms",
           flush=True)
 
     # 3. Python load generator: unsigned, then signed like Twilio
     posts = {}
-    for name, token in (("unsigned", None), ("signed", TOKEN)):
+    for name, token, fronts in (("unsigned", None, 0), ("signed", TOKEN, 0), ("signed, fronts", TOKEN, args.fronts)):
         port = free_port()
-        srv = start_serve(cfg, port, token)
+        srv = start_serve(cfg, port, token, fronts)
         try:
             time.sleep(1)
             before = journal_rows(cfg)
@@ -251,24 +278,27 @@ def main() -> None:
               f"{p['ok']}/{p['sent']} 2xx, {p['records']} records ({p['distinct']} distinct), journal +{p['stored']}",
               flush=True)
 
-    ratio = s["rps"] / b["rps"]
-    clean = all(x["status"] == 0 and x["errors"] == 0 for x in ss)
-    kept = lost <= 0 and 0 <= extra <= max(0, in_flight)
     rows = [
         ["bare Flask (json.loads only), waitress", "wrk", f"{b['rps']:,.0f}", "100 %", f"{b['cpu_ms']:.2f}",
          f"{b['p50_us'] / 1000:.1f}", f"{b['p99_us'] / 1000:.1f}", f"{b['status']} / {b['errors']}", "", ""],
-        ["`adherence serve`, no auth", "wrk", f"{s['rps']:,.0f}",
-         f"{ratio * 100:.0f} % (rounds: {', '.join(f'{x * 100:.0f}' for x in ratios)})", f"{s['cpu_ms']:.2f}",
-         f"{s['p50_us'] / 1000:.1f}", f"{s['p99_us'] / 1000:.1f}", f"{s['status']} / {s['errors']}",
-         f"{stored:,} for {ok2xx:,} 2xx (+{extra} in flight at the stop)",
-         f">= 70 %: {verdict(ratio >= 0.7)}; p99 < 50 ms: {verdict(s['p99_us'] < 50_000)}; "
-         f"no errors: {verdict(clean)}; nothing lost: {verdict(kept)}"],
     ]
+    for label, x, base, rs, runs in (("`adherence serve`, one process, no auth", s, b, ratios, ss),
+                                     (f"`adherence serve --front-processes {args.fronts}`, no auth", f, b_f, ratios_f,
+                                      fs)):
+        ratio = x["rps"] / base["rps"]
+        ok2xx, extra, clean, kept = accounting(x, runs)
+        rows.append([
+            label, "wrk", f"{x['rps']:,.0f}", f"{ratio * 100:.0f} % (rounds: {', '.join(f'{r * 100:.0f}' for r in rs)})",
+            f"{x['cpu_ms']:.2f}", f"{x['p50_us'] / 1000:.1f}", f"{x['p99_us'] / 1000:.1f}",
+            f"{x['status']} / {x['errors']}", f"{x['stored']:,} for {ok2xx:,} 2xx (+{extra} in flight at the stop)",
+            f">= 70 %: {verdict(ratio >= 0.7)}; p99 < 50 ms: {verdict(x['p99_us'] < 50_000)}; "
+            f"no errors: {verdict(clean)}; nothing lost: {verdict(kept)}"])
     for name, p in posts.items():
         exact = p["stored"] == p["distinct"] and p["ok"] == p["sent"]
         rows.append([
-            f"`adherence serve`, {'Twilio signature required' if name == 'signed' else 'no auth'}",
-            f"simulate --post{' --twilio-token' if name == 'signed' else ''}", f"{p['rps']:,.0f}", "", "",
+            f"`adherence serve{f' --front-processes {args.fronts}' if 'fronts' in name else ''}`, "
+            f"{'Twilio signature required' if name != 'unsigned' else 'no auth'}",
+            f"simulate --post{' --twilio-token' if name != 'unsigned' else ''}", f"{p['rps']:,.0f}", "", "",
             f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}", f"{p['non2xx']} / {p['errors']}",
             f"{p['stored']:,} = {p['distinct']:,} distinct records in {p['ok']:,} 2xx",
             f"p99 < 50 ms: {verdict(p['p99_ms'] < 50)}; nothing lost: {verdict(exact)}",
@@ -283,13 +313,15 @@ def main() -> None:
             f"Loopback, one machine: the load generator shares the {os.cpu_count()} cores with the server. "
             f"wrk: 1 thread, {args.connections} connections, {args.rounds} rounds of {args.duration} s each, bare and "
             "serve in alternation (both running throughout), after a 3 s warm-up of each; the median round's pair "
-            "is shown (every round's ratio in brackets). CPU a request: the server process's user+system time "
-            "over the round's answers. "
+            "is shown (every round's ratio in brackets). CPU a request: the server's user+system time "
+            "over the round's answers (with front processes: the owner's and the fronts' together). "
             f"`bench/unique.lua` (one {template.stat().st_size}-byte record with a reservation per request, "
             f"unique event SID, rotating over {args.agents} roster agents). Both servers: waitress, "
             f"{args.threads} threads, the settings of `adherence serve` (neither logs waitress' per-request "
             "'Task queue depth' warning); `serve` runs its evaluator "
-            "(15 s ticks) during the load. \"journal\": rows added during the measured run; wrk counts "
+            f"(15 s ticks) during the load. `--front-processes {args.fronts}`: that many front processes take "
+            "the connections on the shared port, authenticate and forward each body over a Unix socket to the one "
+            "process that journals it (adherence/web/link.py); the answer still waits for the commit. \"journal\": rows added during the measured run; wrk counts "
             "only answers received, so requests in flight when it stops are stored but not counted. "
             f"Python load generator: `adherence simulate --agents {args.agents} --post ... --concurrency "
             f"{args.post_concurrency} --limit {args.post_limit}` (the simulated feed, ~2 % multi-record "
