@@ -315,11 +315,104 @@ def _csv_text(engine, sql: str, params: list, columns: list[str]) -> Iterator[st
         yield "".join(r[0] for r in batch)
 
 
+# -- The exceptions' CSV from stored lines --------------------------------------------------------------
+# Every exception has a row in ``exception_lines`` (migration 0011, kept by triggers on ``exceptions``): its
+# (start, id), its day and its CSV line, or NULL where the line is made when read (an open exception, whose
+# duration grows; a cell only Python writes right). The table's key is the export's order, so an export by
+# date walks it backwards, reading stored text, instead of sorting and formatting the month; a NULL line is
+# made from the exception's row, exactly as the statement above makes it.
+
+def _fresh_line(alias: str) -> str:
+    """The line of the exception whose id is ``{alias}.id``, made now (?1 is now)."""
+    return f"(SELECT {_exception_line()} FROM exceptions WHERE id = {alias}.id)"
+
+
+def _date_only(f: Filters) -> bool:
+    return not (f.team or f.teams is not None or f.agent or f.rule or f.severity or f.status
+                or f.approved is not None)
+
+
+def _start_bounds(conn: sqlite3.Connection, f: Filters) -> tuple[int | None, int | None] | None:
+    """The first and last start of the exceptions of ``f``'s days (None: no exception that day), in a few
+    index seeks a day present (exceptions_day_start); no date filter: no bounds (the whole table)."""
+    lo = (f.date or f.start)
+    hi = (f.date or f.end)
+    if lo is None and hi is None:
+        return None
+    params = {"lo": lo.isoformat() if lo else None, "hi": hi.isoformat() if hi else None}
+    lower = "day >= :lo" if lo else "1"
+    upper = "day <= :hi" if hi else "1"
+    row = conn.execute(
+        f"""WITH RECURSIVE d(day) AS (
+                SELECT (SELECT min(day) FROM exceptions WHERE {lower} AND {upper})
+                UNION ALL
+                SELECT (SELECT min(day) FROM exceptions WHERE day > d.day AND {upper}) FROM d WHERE d.day IS NOT NULL)
+            SELECT min((SELECT min(start_ms) FROM exceptions WHERE day = d.day)),
+                   max((SELECT max(start_ms) FROM exceptions WHERE day = d.day))
+            FROM d WHERE d.day IS NOT NULL""", params).fetchone()
+    return row[0], row[1]
+
+
+CHUNK_ROWS = 2000  # lines a chunk of the stored-lines export aims at
+FIRST_WINDOW_MS = 60_000
+
+
+def _stored_lines(engine, f: Filters, now: int) -> Iterator[str]:
+    """The lines of an export filtered by date only, from ``exception_lines`` in its key's order.
+
+    One statement a window of start instants, newest first, each returning its lines joined by SQLite
+    (``group_concat`` over the window's rows in order): a row costs no Python object, and the thread serving
+    the export takes the GIL once a chunk, not once a row. The window adapts to aim at CHUNK_ROWS lines; an
+    empty one jumps to the next start below it. The windows tile [first start, last start] without overlap,
+    so each row is sent once, in the order of the key."""
+    yield next(csv_lines((), EXCEPTION_COLUMNS))
+    conn = _stream_connection(engine)
+    try:
+        conn.execute("BEGIN")  # the bounds and every window read one snapshot
+        bounds = _start_bounds(conn, f)
+        if bounds is None:
+            bounds = conn.execute("SELECT min(start_ms), max(start_ms) FROM exception_lines").fetchone()
+        lo, hi = bounds
+        if lo is None:
+            return
+        date_where, date_params = _where(engine, Filters(date=f.date, start=f.start, end=f.end))
+        where = "".join(" AND " + c for c in date_where)
+        # the subquery's ORDER BY holds: SQLite neither flattens a subquery with ORDER BY into an aggregate
+        # nor drops it (the outer query has no ORDER BY and no join), so group_concat sees the rows in order
+        sql = (f"SELECT group_concat(x, ''), count(*) FROM (SELECT coalesce(line, {_fresh_line('l')}) AS x "
+               f"FROM exception_lines l WHERE start_ms >= ? AND start_ms <= ?{where} {EXCEPTION_ORDER})")
+        below = "SELECT max(start_ms) FROM exception_lines WHERE start_ms < ?"
+        pos, width = hi, FIRST_WINDOW_MS
+        while True:
+            low = max(lo, pos - width + 1)  # the window [low, pos]; the last one ends at the bounds' first start
+            text, n = conn.execute(sql, [now, low, pos, *date_params]).fetchone()
+            if text:
+                yield text
+            if low == lo:
+                return
+            if n:
+                width = max(1, min(width * 4, width * CHUNK_ROWS // n))
+                pos = low - 1
+            else:  # nothing there: on from the next start below
+                width *= 2
+                pos = conn.execute(below, (low,)).fetchone()[0]
+                if pos is None or pos < lo:
+                    return
+    finally:
+        conn.close()
+
+
 def exception_csv(engine, f: Filters) -> Iterator[str]:
-    """The CSV of ``iter_exceptions`` (header, then ~1,000 lines a chunk), its lines made by SQLite."""
-    where, params = _exception_where(engine, f)
-    sql = f"SELECT {_exception_line()} FROM exceptions{where} {EXCEPTION_ORDER}"
-    return _csv_text(engine, sql, [engine.clock.now_ms(), *params], EXCEPTION_COLUMNS)
+    """The CSV of ``iter_exceptions`` (header, then ~1,000 lines a chunk): lines stored with the exceptions
+    where there is one (``exception_lines``), else made by SQLite; by date only (or nothing), a walk of
+    ``exception_lines`` in order, no sort."""
+    where, params = _exception_where(engine, f)  # the filters checked before the first chunk is asked for
+    now = engine.clock.now_ms()
+    if _date_only(f):
+        return _stored_lines(engine, f, now)
+    stored = "(SELECT line FROM exception_lines l WHERE l.start_ms = exceptions.start_ms AND l.id = exceptions.id)"
+    sql = f"SELECT coalesce({stored}, {_exception_line()}) FROM exceptions{where} {EXCEPTION_ORDER}"
+    return _csv_text(engine, sql, [now, *params], EXCEPTION_COLUMNS)
 
 
 def adherence_csv(engine, f: Filters) -> Iterator[str]:

@@ -287,6 +287,14 @@ MIGRATIONS: list[tuple[str, Any]] = [
         lambda db: _compact_journal(db),
     ),
     (
+        # each exception's CSV line kept in a table of its own, in the export's order (start, id): the month's
+        # export reads stored text in order instead of sorting and formatting ~100k rows (issue #16). Kept by
+        # triggers, so every writer of ``exceptions`` keeps it true; (day, start) lets an export find where a
+        # date range's rows lie in that order (see queries.exception_csv)
+        "0011_exception_lines",
+        lambda db: _exception_lines(db),
+    ),
+    (
         # the RTA dedup key in time order (the record's event time, then its SID): commits append to the
         # index instead of rewriting pages all over it (journal_format.rta_key)
         "0012_journal_time_keys",
@@ -305,6 +313,71 @@ def _journal_time_keys(db: sqlite_utils.Database) -> None:
     from .journal_format import migrate_time_keys
 
     migrate_time_keys(db.conn)
+
+
+# -- 0011: stored CSV lines ------------------------------------------------------------------------------
+# Part of migration 0011 (frozen once released: a change is a new migration that replaces the triggers).
+# The line of one exception exactly as ``queries.exception_csv`` writes it (the bytes of ``csv_lines`` over
+# ``exception_row``), in plain SQL so that any connection writing ``exceptions`` keeps it (no Python function
+# needed). A cell plain SQL cannot write like the csv module (the formula guard, which depends on Python's
+# float(); a value that is not text where text is expected, an instant out of range) makes the whole line
+# NULL, as does an open exception (its duration grows with the clock): those lines are made when read.
+# The cells have the shape of queries._sql_text and _sql_iso on purpose, not their code: the read path
+# may change; what a released migration installs may not (tests/test_exception_lines.py holds both equal).
+EXCEPTION_LINE_COLUMNS = ("id", "agent", "worker_sid", "team", "rule", "severity", "scheduled_activity",
+                          "actual_activity", "task_state", "start_ms", "end_ms", "day", "approved", "note")
+
+
+def _line_text(c: str) -> str:
+    return (f"CASE WHEN {c} IS NULL THEN '' WHEN typeof({c}) != 'text' OR substr({c}, 1, 1) IN "
+            f"('=', '+', '-', '@', char(9), char(13)) OR instr({c}, char(0)) THEN NULL "
+            f"WHEN instr({c}, ',') OR instr({c}, '\"') OR instr({c}, char(10)) OR instr({c}, char(13)) "
+            f"THEN '\"' || replace({c}, '\"', '\"\"') || '\"' ELSE {c} END")
+
+
+def _line_iso(c: str) -> str:
+    return (f"CASE WHEN typeof({c}) = 'integer' AND {c} >= 0 AND {c} < 253402300800000 "
+            f"THEN strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000, 'unixepoch') "
+            f"|| CASE WHEN {c} % 1000 THEN printf('.%03d', {c} % 1000) ELSE '' END || 'Z' END")
+
+
+def exception_line_sql(p: str) -> str:
+    """The stored line of the row whose columns are ``{p}id``, ``{p}agent``... (``NEW.`` in a trigger)."""
+    t = _line_text
+    d = f"max(0, {p}end_ms - {p}start_ms)"
+    cells = [
+        f"CASE WHEN typeof({p}id) = 'integer' THEN {p}id END", t(f"{p}agent"), t(f"{p}worker_sid"), t(f"{p}team"),
+        t(f"{p}rule"), t(f"{p}severity"), t(f"{p}scheduled_activity"), t(f"{p}actual_activity"),
+        t(f"{p}task_state"), _line_iso(f"{p}start_ms"), _line_iso(f"{p}end_ms"),
+        f"CASE WHEN typeof({d}) = 'integer' AND {d} >= 0 THEN CASE WHEN {d} % 1000 = 0 THEN {d} / 1000 "
+        f"ELSE rtrim(printf('%d.%03d', {d} / 1000, {d} % 1000), '0') END END",
+        "'closed'",
+        f"CASE WHEN typeof({p}approved) = 'integer' THEN CASE WHEN {p}approved THEN 'true' ELSE 'false' END END",
+        t(f"{p}note"),
+    ]
+    line = " || ',' || ".join(f"({c})" for c in cells) + " || char(13, 10)"
+    return f"CASE WHEN {p}end_ms IS NULL THEN NULL ELSE {line} END"
+
+
+def _exception_lines(db: sqlite_utils.Database) -> None:
+    new = exception_line_sql("NEW.")
+    put = f"INSERT OR REPLACE INTO exception_lines (start_ms, id, day, line) VALUES (NEW.start_ms, NEW.id, NEW.day, {new})"
+    gone = "DELETE FROM exception_lines WHERE start_ms = OLD.start_ms AND id = OLD.id"
+    for sql in (
+        # the export's order is the key: a range of it is one walk of this table, no sort, no lookup
+        "CREATE TABLE exception_lines (start_ms INTEGER NOT NULL, id INTEGER NOT NULL, day TEXT NOT NULL, "
+        "line TEXT, PRIMARY KEY (start_ms, id)) WITHOUT ROWID",
+        f"INSERT INTO exception_lines (start_ms, id, day, line) SELECT start_ms, id, day, {exception_line_sql('')} "
+        "FROM exceptions",
+        f"CREATE TRIGGER exception_lines_insert AFTER INSERT ON exceptions BEGIN {put}; END",
+        f"CREATE TRIGGER exception_lines_update AFTER UPDATE OF {', '.join(EXCEPTION_LINE_COLUMNS)} ON exceptions "
+        f"BEGIN {gone}; {put}; END",
+        f"CREATE TRIGGER exception_lines_delete AFTER DELETE ON exceptions BEGIN {gone}; END",
+        # (day) becomes (day, start_ms): the same searches, plus a date range's first and last start in a few seeks
+        "CREATE INDEX exceptions_day_start ON exceptions(day, start_ms)",
+        "DROP INDEX exceptions_day",
+    ):
+        db.execute(sql)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
