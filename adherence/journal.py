@@ -44,6 +44,9 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
+# Records ``ingest_parsed`` sends to the Deflater at once (it deflates them while the next are made).
+DEFLATE_CHUNK = 64
+
 # A live record dated further ahead of its receipt than this takes the receipt time (clock skew guard).
 MAX_AHEAD_MS = 5 * 60_000
 
@@ -116,6 +119,8 @@ class Journal:
         self._queue: list[_Pending] = []  # requests' envelopes waiting for the writer (group commit)
         self._queue_lock = threading.Lock()
         self._per_tx = 1000  # records a transaction of ``ingest_parsed`` with a budget (adjusted as it writes)
+        # ``ingest_parsed`` has records deflated by this (journal_format.Deflater) when set: ``adherence replay``
+        self.deflater = None
         # workers fed by TaskRouter events (the RTA path refuses their records: one family per worker)
         lo, hi = tr.KEY_PREFIX, tr.KEY_PREFIX[:-1] + chr(ord(tr.KEY_PREFIX[-1]) + 1)
         self._event_fed: set[str] = {
@@ -165,18 +170,29 @@ class Journal:
         if self._event_fed:
             batch = [(self._refuse_event_fed(parsed), received_ms) for parsed, received_ms in batch]
         items = iter(batch)
+        deflater = self.deflater
         while True:
             # rows are built before the writer lock is taken: the lock is held for SQLite and the tracker only
             work, n, last = [], 0, True
+            jobs, sent, sends = ([] if deflater is not None else None), 0, 0
             for parsed, received_ms in items:
-                work.append((parsed, received_ms, self._rows(parsed, received_ms)))
+                work.append((parsed, received_ms, self._rows(parsed, received_ms, jobs)))
                 if self.codec.wants_dict():  # a large batch: its later records already get the dictionary
                     with self.store.write_lock():
                         self._dictionary()
                 n += len(parsed.records) + len(parsed.rejected)
+                if jobs is not None and len(jobs) - sent >= DEFLATE_CHUNK:  # deflated while the next are made
+                    deflater.send(self.codec, jobs[sent:])
+                    sent, sends = len(jobs), sends + 1
                 if budget_s is not None and n >= self._per_tx:
                     last = False
                     break
+            if jobs is not None:
+                deflater.send(self.codec, jobs[sent:])
+                done: list[bytes] = []
+                for _ in range(sends + 1):
+                    done.extend(deflater.receive())
+                self._deflated(work, done)
             with self.store.write_lock():
                 t0 = time.perf_counter()  # from when the writer is ours
                 try:
@@ -192,19 +208,34 @@ class Journal:
             if last:
                 return self._counted(counts)
 
-    def _rows(self, parsed: Parsed, received_ms: int) -> list:
-        """[(record, its row)] of an envelope; a lone record's row keeps the body as received."""
+    def _rows(self, parsed: Parsed, received_ms: int, jobs: list | None = None) -> list:
+        """[(record, its row)] of an envelope; a lone record's row keeps the body as received. ``jobs``: the
+        records are not deflated here but added to ``jobs`` (see ``_deflated``)."""
         if parsed.text is not None and len(parsed.records) == 1:
             rec = parsed.records[0]
-            return [(rec, self._row(rec, received_ms, parsed.text))]
-        return [(rec, self._row(rec, received_ms)) for rec in parsed.records]
+            return [(rec, self._row(rec, received_ms, parsed.text, jobs))]
+        return [(rec, self._row(rec, received_ms, None, jobs)) for rec in parsed.records]
 
-    def _row(self, rec: Record, received_ms: int, body: str | None = None) -> tuple:
-        """A record's row, all but the interned ids (``_insert`` adds them under the writer lock)."""
+    def _row(self, rec: Record, received_ms: int, body: str | None = None, jobs: list | None = None) -> tuple:
+        """A record's row, all but the interned ids (``_insert`` adds them under the writer lock). ``jobs``:
+        its stored record is (format byte, index in ``jobs``), to be made whole by ``_deflated``."""
         text = _encode(rec.raw) if body is None else body
+        if jobs is None:
+            raw = self.codec.compress(text, rec.event_sid, rec.worker_sid, rec.at_ms, body is not None)
+        else:
+            head, d, data = self.codec.prepare(text, rec.event_sid, rec.worker_sid, rec.at_ms, body is not None)
+            raw = (head, len(jobs))
+            jobs.append((d, data))
         return (rta_key(rec.event_sid, stated_ms(rec)), rec.worker_sid, rec.at_ms, received_ms, int(rec.flagged), KIND_RTA,
-                rec.activity, rec.task, reduced_channels(rec.raw.get("channels")),
-                self.codec.compress(text, rec.event_sid, rec.worker_sid, rec.at_ms, body is not None))
+                rec.activity, rec.task, reduced_channels(rec.raw.get("channels")), raw)
+
+    @staticmethod
+    def _deflated(work: list, done: list[bytes]) -> None:
+        """The rows of ``work`` with their records deflated: ``done[i]`` is job ``i``'s."""
+        for _, _, rows in work:
+            for k, (rec, row) in enumerate(rows):
+                head, i = row[-1]
+                rows[k] = (rec, row[:-1] + (head + done[i],))
 
     def _insert(self, conn, row: tuple):
         sid, worker, at, received, flagged, kind, activity, task, chans, raw = row

@@ -205,18 +205,19 @@ class Codec:
                  envelope: bool = False) -> bytes:
         """The stored form of a record's JSON text: what the row's columns hold (its event SID, worker SID
         and time, wherever they appear whole as strings) becomes a placeholder, the rest is deflated."""
+        head, d, data = self.prepare(text, sid, worker, at_ms, envelope)
+        return head + deflate(self._primed, self._dicts, d, data)
+
+    def prepare(self, text: str, sid: str | None = None, worker: str | None = None, at_ms: int | None = None,
+                envelope: bool = False) -> tuple[bytes, int, bytes]:
+        """``compress`` but the deflating: (the format byte, the dictionary's id, the bytes to deflate).
+        ``head + deflate(..., d, data)`` is what ``compress`` returns."""
         data = substituted(text, sid, worker, at_ms).encode("utf-8", "surrogatepass")
         d = self._current
         if d < len(DICT_AFTER):
             self._recent.append(data)
             self._seen += len(data)
-        c = self._primed.get(d)
-        if c is None:  # a compressor with the dictionary loaded, copied for each record (cheaper than loading it)
-            z = self._dicts[d]
-            c = self._primed[d] = (zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS, 8, zlib.Z_DEFAULT_STRATEGY, z)
-                                   if z is not None else zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS))
-        c = c.copy()
-        return bytes((d | SUBSTITUTED | (ENVELOPE if envelope else 0),)) + c.compress(data) + c.flush()
+        return _HEADS[d | SUBSTITUTED | (ENVELOPE if envelope else 0)], d, data
 
     def wants_dict(self) -> bool:
         return self._current < len(DICT_AFTER) and self._seen >= DICT_AFTER[self._current]
@@ -260,6 +261,124 @@ class Codec:
         if raw[0] & ENVELOPE:
             text = _encode(json.loads(text)["records"][0])
         return text
+
+
+_HEADS = [bytes((i,)) for i in range(256)]
+
+
+def deflate(primed: dict, dicts: dict, d: int, data: bytes) -> bytes:
+    """``data`` deflated against dictionary ``d`` of ``dicts``; ``primed`` keeps a compressor with each
+    dictionary loaded, copied for each record (cheaper than loading the dictionary)."""
+    c = primed.get(d)
+    if c is None:
+        z = dicts[d]
+        c = primed[d] = (zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS, 8, zlib.Z_DEFAULT_STRATEGY, z)
+                         if z is not None else zlib.compressobj(LEVEL, zlib.DEFLATED, WBITS))
+    c = c.copy()
+    return c.compress(data) + c.flush()
+
+
+class Deflater:
+    """Deflates prepared records (``Codec.prepare``) in a child process: ``adherence replay`` parses and
+    writes on one core while the other compresses. Results come back in the order sent.
+
+    ``send`` a list of (dictionary id, bytes), then ``receive`` one list of deflated bytes for each send, in
+    order. At most ``IN_FLIGHT`` lists are out at once (``send`` receives the oldest first): the child
+    could otherwise block writing results nobody reads while this process blocks writing it work."""
+
+    IN_FLIGHT = 8
+
+    def __init__(self):
+        import os
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+        from pathlib import Path
+
+        jobs_r, jobs_w = os.pipe()
+        out_r, out_w = os.pipe()
+        for fd in (jobs_w, out_w):  # room for every list in flight: a send does not wait for the child
+            _pipe_size(fd, 1 << 20)
+        # a plain interpreter running this module (multiprocessing's spawn would import the caller's main script)
+        root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from adherence.journal_format import _deflate_child; "
+                 "_deflate_child(int(sys.argv[1]), int(sys.argv[2]))", str(jobs_r), str(out_w)],
+                pass_fds=(jobs_r, out_w), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(jobs_r)
+            os.close(out_w)
+        self._jobs, self._results = Connection(jobs_w, readable=False), Connection(out_r, writable=False)
+        self._known: set[int] = set()
+        self._out = 0
+        self._ready: deque[list[bytes]] = deque()
+
+    def send(self, codec: Codec, jobs: list[tuple[int, bytes]]) -> None:
+        if self._out >= self.IN_FLIGHT:
+            self._ready.append(self._recv())
+        new = {d: codec._dicts[d] for d, _ in jobs if d not in self._known}
+        self._known.update(new)
+        self._jobs.send((new, jobs))
+        self._out += 1
+
+    def receive(self) -> list[bytes]:
+        return self._ready.popleft() if self._ready else self._recv()
+
+    def _recv(self) -> list[bytes]:
+        try:
+            out = self._results.recv()
+        except EOFError:
+            raise RuntimeError(f"the compression process ended (exit code {self._proc.poll()})") from None
+        self._out -= 1
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def close(self) -> None:
+        try:
+            self._jobs.send(None)
+        except OSError:
+            pass
+        self._jobs.close()
+        self._results.close()
+        try:
+            self._proc.wait(5)
+        except Exception:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def _deflate_child(jobs_fd: int, results_fd: int) -> None:
+    from multiprocessing.connection import Connection
+
+    jobs, results = Connection(jobs_fd, writable=False), Connection(results_fd, readable=False)
+    dicts: dict[int, bytes | None] = {0: None}
+    primed: dict = {}
+    while True:
+        try:
+            msg = jobs.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        new, work = msg
+        dicts.update(new)
+        try:
+            out = [deflate(primed, dicts, d, data) for d, data in work]
+        except Exception as exc:  # (said to the parent, which raises it)
+            out = exc
+        results.send(out)
+
+
+def _pipe_size(fd: int, size: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (ImportError, OSError):
+        pass  # (a smaller pipe: sends wait for the child more often)
 
 
 def substituted(text: str, sid: str | None, worker: str | None, at_ms: int | None) -> str:

@@ -132,3 +132,47 @@ def test_an_existing_journal_takes_the_time_keys_unchanged(tmp_path):
         assert (c.accepted, c.duplicates) == (0, 1), rec
     assert journal.ingest_body(_body(_record(99, _iso(START))), START).accepted == 1
     store.close()
+
+
+def test_records_deflated_in_a_process_of_their_own_are_stored_byte_for_byte_the_same(tmp_path):
+    """``adherence replay`` deflates in a child process (journal_format.Deflater): the rows, dictionaries
+    included, are exactly what the journal writes compressing in-process, and read back whole."""
+    from adherence.journal_format import Deflater
+    from adherence.simulate import generate
+
+    sim = generate(agents=30, hours=3, seed=7, start_ms=START, tz="America/New_York")
+    deliveries = []
+    for delivery, envelope in sim.events():
+        deliveries.append((delivery, json.dumps(envelope).encode() if len(deliveries) % 2 else envelope))
+        if len(deliveries) >= 3000:
+            break
+
+    def run(name, deflater):
+        from adherence.feed import parse_body
+
+        store = Store(tmp_path / name)
+        journal = Journal(store, None)
+        journal.deflater = deflater
+        batch = []
+        for delivery, body in deliveries:
+            batch.append((parse_envelope(parse_body(body) if isinstance(body, bytes) else body, delivery), delivery))
+            if len(batch) >= 700:
+                journal.ingest_parsed(batch, budget_s=0.002)
+                batch = []
+        journal.ingest_parsed(batch, budget_s=0.002)
+        conn = store._writer
+        rows = conn.execute("SELECT * FROM journal_rows ORDER BY id").fetchall()
+        dicts = conn.execute("SELECT * FROM journal_dicts ORDER BY id").fetchall()
+        records = [raw_record(conn, rid) for (rid,) in conn.execute("SELECT id FROM journal_rows ORDER BY id")]
+        store.close()
+        return rows, dicts, records
+
+    deflater = Deflater()
+    try:
+        apart = run("apart.db", deflater)
+    finally:
+        deflater.close()
+    here = run("here.db", None)
+    assert len(here[1]) == 1  # a dictionary was made on the way (records before it and after)
+    assert apart == here
+    assert len(here[0]) > 2500 and all(r is not None for r in here[2])
