@@ -113,8 +113,11 @@ class Journal:
             self.codec.load(reader)
         except sqlite3.DatabaseError as exc:  # (a damaged file: the store says so; records compress without it)
             store._note_error(exc)
-        row = reader.execute("SELECT MAX(id) FROM journal_rows").fetchone()
-        self._high = row[0] or 0
+        self._high = 0
+        try:
+            self._high = reader.execute("SELECT MAX(id) FROM journal_rows").fetchone()[0] or 0
+        except sqlite3.DatabaseError as exc:  # (the store says so: writes are refused, commands say why)
+            store._note_error(exc)
         self._local: set[int] = set()
         self._queue: list[_Pending] = []  # requests' envelopes waiting for the writer (group commit)
         self._queue_lock = threading.Lock()
@@ -123,12 +126,16 @@ class Journal:
         self.deflater = None
         # workers fed by TaskRouter events (the RTA path refuses their records: one family per worker)
         lo, hi = tr.KEY_PREFIX, tr.KEY_PREFIX[:-1] + chr(ord(tr.KEY_PREFIX[-1]) + 1)
-        self._event_fed: set[str] = {
-            r[0] for r in reader.execute(
-                "SELECT DISTINCT s.s FROM journal_rows r JOIN journal_strings s ON s.id = r.worker"
-                " WHERE (r.sid >= ? AND r.sid < ?) OR (r.sid >= ? AND r.sid < ?)",
-                (lo, hi, lo.encode(), hi.encode()))
-        }
+        self._event_fed: set[str] = set()
+        try:
+            self._event_fed = {
+                r[0] for r in reader.execute(
+                    "SELECT DISTINCT s.s FROM journal_rows r JOIN journal_strings s ON s.id = r.worker"
+                    " WHERE (r.sid >= ? AND r.sid < ?) OR (r.sid >= ? AND r.sid < ?)",
+                    (lo, hi, lo.encode(), hi.encode()))
+            }
+        except sqlite3.DatabaseError as exc:
+            store._note_error(exc)
         self._family: dict[str, str] = {w: "events" for w in self._event_fed}  # worker → "rta" | "events"
         self._ev_last: dict[str, tuple[int, dict]] = {}  # worker → (latest instant, state there)
 

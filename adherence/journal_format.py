@@ -283,8 +283,8 @@ class Deflater:
     writes on one core while the other compresses. Results come back in the order sent.
 
     ``send`` a list of (dictionary id, bytes), then ``receive`` one list of deflated bytes for each send, in
-    order. At most ``IN_FLIGHT`` lists are out at once (``send`` receives the oldest first): the child
-    could otherwise block writing results nobody reads while this process blocks writing it work."""
+    order. At most ``IN_FLIGHT`` lists are out at once (``send`` receives the oldest first), as many as the
+    pipes hold."""
 
     IN_FLIGHT = 8
 
@@ -297,8 +297,10 @@ class Deflater:
 
         jobs_r, jobs_w = os.pipe()
         out_r, out_w = os.pipe()
-        for fd in (jobs_w, out_w):  # room for every list in flight: a send does not wait for the child
-            _pipe_size(fd, 1 << 20)
+        # room for every list in flight: a send does not wait for the child. Without it, one list at a time
+        # (the child could otherwise block writing results while this process blocks writing it work)
+        if not all([_pipe_size(fd, 1 << 20) for fd in (jobs_w, out_w)]):
+            self.IN_FLIGHT = 1
         # a plain interpreter running this module (multiprocessing's spawn would import the caller's main script)
         root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
@@ -372,13 +374,13 @@ def _deflate_child(jobs_fd: int, results_fd: int) -> None:
         results.send(out)
 
 
-def _pipe_size(fd: int, size: int) -> None:
+def _pipe_size(fd: int, size: int) -> bool:
     try:
         import fcntl
 
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+        return fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size) >= size
     except (ImportError, OSError):
-        pass  # (a smaller pipe: sends wait for the child more often)
+        return False
 
 
 def substituted(text: str, sid: str | None, worker: str | None, at_ms: int | None) -> str:

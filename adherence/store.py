@@ -793,7 +793,8 @@ class Store:
             self.reader.execute("SELECT 1 FROM journal LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             self._note_error(exc)
-            return str(exc)
+            if not self.corruption:  # (damage found by this very read is said as damage, below)
+                return str(exc)
         if self.corruption:
             return f"the database {self.path} is corrupted ({self.corruption}): {RESTORE_ADVICE}"
         if self.read_only:
